@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Builds auditlake, ingests sample-data/ into ./lake (or $AUDITLAKE_LAKE) and prints the
+# headline aggregations. Safe to rerun: the second ingest finds only duplicates.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/auditlake-target}"
+cargo build --quiet --bin auditlake
+bin="$CARGO_TARGET_DIR/debug/auditlake"
+
+echo "== ingest sample-data/ (malformed/ holds bad records on purpose: exit status 3)"
+status=0
+"$bin" ingest sample-data/ || status=$?
+if [ "$status" -ne 0 ] && [ "$status" -ne 3 ]; then exit "$status"; fi
+
+for q in by_family by_action by_actor_type by_scenario by_tag by_day; do
+  echo
+  echo "== auditlake query --name $q"
+  "$bin" query --name "$q"
+done
+echo
+echo "== auditlake stats"
+"$bin" stats
+echo
+echo "Next: $bin query --list, $bin search --help, $bin query \"SELECT ... FROM audit_log\""

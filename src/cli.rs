@@ -1,0 +1,567 @@
+//! The command line: clap definitions, and their resolution into the jobs' plain options.
+//!
+//! Only this module knows clap. Each command resolves its flags (and env, and defaults) into an
+//! options struct, calls its job, and prints the job's metrics: a human summary on stderr, or
+//! JSON on stdout with `--format json`. stdout carries results only.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::generate::{FeedFormat, GenerateOptions};
+use crate::ingest::{IngestMetrics, IngestOptions};
+use crate::lake::Lake;
+use crate::query::named;
+use crate::query::search::SearchFilters;
+use crate::query::{OutputFormat, Window};
+use crate::schema;
+
+/// Exit status when an ingest committed its good records but rejected some.
+pub const EXIT_REJECTED: u8 = 3;
+
+/// auditlake keeps Torq audit logs in a Delta Lake table you own and answers SQL over it.
+///
+/// Start with `auditlake ingest sample-data/`, then `auditlake query --name by_action`.
+#[derive(Debug, Parser)]
+#[command(name = "auditlake", version, propagate_version = true, max_term_width = 100)]
+#[command(after_help = "Exit status: 0 success; 1 failure; 2 usage error; \
+3 ingest committed its good records but rejected some (see _rejected/ in the lake).")]
+pub struct Cli {
+    /// Where the lake lives: a folder (created on first ingest), file:///path, or memory://NAME
+    #[arg(long, global = true, env = "AUDITLAKE_LAKE", default_value = "./lake", value_name = "URL")]
+    pub lake: String,
+
+    /// No progress bars or summaries on stderr (errors are still printed)
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load JSON batches of Torq audit logs into the lake, once per event
+    ///
+    /// Each INPUT is a file, a directory (read recursively) or `-` for stdin, holding a JSON
+    /// array of entries, a Torq API page ({"audit_logs": [...]}), NDJSON, or a single entry;
+    /// any of them gzip-compressed (detected by content). Entries whose id is already in the
+    /// table are skipped, so re-ingesting is safe. The run is one atomic commit.
+    ///
+    /// Bad records (not JSON objects, no id, no parseable timestamp, wrong types) are written
+    /// with their reason to <lake>/_rejected/ and the good ones are still ingested; the exit
+    /// status is then 3, so a scheduler notices.
+    #[command(after_help = "Examples:\n  auditlake ingest sample-data/\n  \
+zcat torq-*.json.gz | auditlake ingest -\n  auditlake --lake /srv/lake ingest batch.json --format json")]
+    Ingest(IngestArgs),
+
+    /// Run SQL (DataFusion dialect) over the table `audit_log`, or a named query
+    ///
+    /// Queries are read-only: DDL, DML, COPY and SET are refused. `--since/--until` restrict
+    /// every query to a window (and prune date partitions).
+    #[command(after_help = "Examples:\n  auditlake query \"SELECT action, count(*) FROM audit_log GROUP BY 1 ORDER BY 2 DESC\"\n  \
+auditlake query --name by_action --since 7d\n  auditlake query --name actor_timeline --param email=dana@acme.example\n  \
+auditlake query --list\n  auditlake query --name by_tag --format csv --out tags.csv")]
+    Query(QueryArgs),
+
+    /// Find events by action, person, tag, scenario ... without writing SQL (newest first)
+    #[command(after_help = "Examples:\n  auditlake search --action 'User role updated' --since 30d\n  \
+auditlake search --email dana@acme.example --tag prod\n  auditlake search --actor-type api_key --text secret --format ndjson")]
+    Search(SearchArgs),
+
+    /// Show the table's columns and types
+    Schema(FormatArgs),
+
+    /// Show rows, files and bytes per date partition, the table version and the last commit
+    Stats(FormatArgs),
+
+    /// Write a realistic synthetic Torq audit feed (for demos and benchmarks)
+    #[command(after_help = "Examples:\n  auditlake generate --events 1000000 --days 30 --out feed.ndjson\n  \
+auditlake generate --events 5000 --format pages | gzip > pages.json.gz")]
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Files, directories or `-` (stdin)
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<String>,
+
+    /// Summary format: `text` on stderr, or `json` on stdout
+    #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
+    pub format: SummaryFormat,
+
+    /// Roll to a new Parquet file past this size (e.g. 256MiB, 64MB)
+    #[arg(long, default_value = "256MiB", value_parser = parse_size)]
+    pub target_file_size: u64,
+
+    /// Rows per internal batch (memory vs. overhead)
+    #[arg(long, default_value_t = 16 * 1024, hide = true)]
+    pub batch_rows: usize,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum SummaryFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ResultFormat {
+    Table,
+    Csv,
+    Json,
+    Ndjson,
+    Parquet,
+}
+
+impl From<ResultFormat> for OutputFormat {
+    fn from(f: ResultFormat) -> Self {
+        match f {
+            ResultFormat::Table => OutputFormat::Table,
+            ResultFormat::Csv => OutputFormat::Csv,
+            ResultFormat::Json => OutputFormat::Json,
+            ResultFormat::Ndjson => OutputFormat::Ndjson,
+            ResultFormat::Parquet => OutputFormat::Parquet,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct WindowArgs {
+    /// Only events at or after this: a date (2026-09-01), an RFC 3339 time, or a duration back from now (7d, 12h)
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+
+    /// Only events before this; a date includes that whole day
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Result format (`json` is one array of objects; `parquet` needs --out)
+    #[arg(long, value_enum, default_value_t = ResultFormat::Table)]
+    pub format: ResultFormat,
+
+    /// Write results to this file instead of stdout
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Read the table as of this Delta version (time travel)
+    #[arg(long, value_name = "N")]
+    pub as_of_version: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The SQL; the table is `audit_log`
+    #[arg(value_name = "SQL", conflicts_with_all = ["name", "list"], required_unless_present_any = ["name", "list"])]
+    pub sql: Option<String>,
+
+    /// Run a named query (see --list)
+    #[arg(long, short)]
+    pub name: Option<String>,
+
+    /// List the named queries and their parameters
+    #[arg(long)]
+    pub list: bool,
+
+    /// A folder of your own `.sql` named queries (added to the embedded ones)
+    #[arg(long, env = "AUDITLAKE_QUERIES", value_name = "DIR")]
+    pub queries: Option<PathBuf>,
+
+    /// A named query's parameter, as NAME=VALUE (repeatable)
+    #[arg(long = "param", short = 'p', value_name = "NAME=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+
+    #[command(flatten)]
+    pub window: WindowArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Exact action, any case (repeatable), e.g. 'User role updated'
+    #[arg(long)]
+    pub action: Vec<String>,
+    /// Actor's email, any case (repeatable)
+    #[arg(long)]
+    pub email: Vec<String>,
+    /// Part of the actor's name (repeatable)
+    #[arg(long)]
+    pub actor: Vec<String>,
+    /// web_app, api_key, or none (the AI analyst) (repeatable)
+    #[arg(long)]
+    pub actor_type: Vec<String>,
+    /// Workflow tag (repeatable)
+    #[arg(long)]
+    pub tag: Vec<String>,
+    /// Case scenario_id, e.g. CASE_CREATED (repeatable)
+    #[arg(long)]
+    pub scenario: Vec<String>,
+    /// Client IP (repeatable)
+    #[arg(long)]
+    pub ip: Vec<String>,
+    /// Event id (repeatable)
+    #[arg(long)]
+    pub id: Vec<String>,
+    /// Resource id, or part of the resource name (repeatable)
+    #[arg(long)]
+    pub resource: Vec<String>,
+    /// Workspace name or account id (repeatable)
+    #[arg(long)]
+    pub workspace: Vec<String>,
+    /// Text anywhere in action, actor, email, resource name or extra_data
+    #[arg(long)]
+    pub text: Option<String>,
+    /// At most this many events (0 for all)
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// Oldest first
+    #[arg(long)]
+    pub oldest_first: bool,
+    /// Every column, not just the ones people read first
+    #[arg(long)]
+    pub all_columns: bool,
+
+    #[command(flatten)]
+    pub window: WindowArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FormatArgs {
+    /// `table` for people, `json` for tools
+    #[arg(long, value_enum, default_value_t = InfoFormat::Table)]
+    pub format: InfoFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum InfoFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Number of distinct events
+    #[arg(long, default_value_t = 10_000)]
+    pub events: u64,
+    /// Days the events spread over
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    /// Number of workspaces (accounts)
+    #[arg(long, default_value_t = 3)]
+    pub workspaces: u32,
+    /// First UTC day
+    #[arg(long, default_value = "2026-10-01", value_parser = parse_date)]
+    pub start: chrono::NaiveDate,
+    /// Random seed (the same seed gives the same feed)
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Fraction of events delivered twice, like Torq's re-deliveries (0 to 1)
+    #[arg(long, default_value_t = 0.0)]
+    pub duplicates: f64,
+    /// Feed shape
+    #[arg(long, value_enum, default_value_t = GenFormat::Ndjson)]
+    pub format: GenFormat,
+    /// Write here instead of stdout
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum GenFormat {
+    /// One entry a line
+    Ndjson,
+    /// One JSON array
+    Json,
+    /// Torq API pages of 500, one a line
+    Pages,
+}
+
+/// Parses `256MiB`, `64MB`, `1GiB`, `1048576`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("invalid size '{text}': expected e.g. 256MiB, 64MB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "kib" | "k" => 1 << 10,
+        "mb" => 1_000_000,
+        "mib" | "m" => 1 << 20,
+        "gb" => 1_000_000_000,
+        "gib" | "g" => 1 << 30,
+        _ => return Err(format!("invalid size '{text}': unknown unit '{unit}' (use B, KiB, MiB, GiB, KB, MB, GB)")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("invalid size '{text}': too large"))
+}
+
+fn parse_param(text: &str) -> Result<(String, String), String> {
+    let (k, v) = text.split_once('=').ok_or_else(|| format!("invalid parameter '{text}': expected NAME=VALUE"))?;
+    if k.is_empty() {
+        return Err(format!("invalid parameter '{text}': empty name"));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+fn parse_date(text: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| format!("invalid date '{text}': expected YYYY-MM-DD"))
+}
+
+fn window(args: &WindowArgs) -> Result<Window> {
+    Window::parse(args.since.as_deref(), args.until.as_deref(), chrono::Utc::now()).map_err(anyhow::Error::msg)
+}
+
+/// Runs the parsed command; returns the process exit status.
+pub async fn run(cli: Cli) -> Result<u8> {
+    let lake = Lake::open(&cli.lake)?;
+    let say = !cli.quiet;
+    match cli.command {
+        Command::Ingest(args) => {
+            let opts = IngestOptions {
+                inputs: args.inputs,
+                progress: say && std::io::stderr().is_terminal(),
+                batch_rows: args.batch_rows,
+                target_file_size: args.target_file_size,
+            };
+            let metrics = crate::ingest::ingest(&lake, &opts).await.context("ingest failed")?;
+            if args.format == SummaryFormat::Json {
+                println!("{}", serde_json::to_string_pretty(&metrics)?);
+            } else if say {
+                eprint!("{}", ingest_summary(&lake, &metrics));
+            }
+            Ok(if metrics.rejected > 0 { EXIT_REJECTED } else { 0 })
+        }
+        Command::Query(args) => query(&lake, args, say).await,
+        Command::Search(args) => {
+            let filters = SearchFilters {
+                actions: args.action,
+                emails: args.email,
+                actors: args.actor,
+                actor_types: args.actor_type,
+                tags: args.tag,
+                scenarios: args.scenario,
+                ips: args.ip,
+                ids: args.id,
+                resources: args.resource,
+                workspaces: args.workspace,
+                text: args.text,
+                limit: (args.limit > 0).then_some(args.limit),
+                ascending: args.oldest_first,
+                all_columns: args.all_columns,
+            };
+            let session = crate::query::open(&lake, &window(&args.window)?, args.output.as_of_version).await?;
+            let df = crate::query::search::search(&session, &filters).await?;
+            let rows = crate::query::output::write(df, args.output.format.into(), args.output.out.as_deref()).await?;
+            if say {
+                eprintln!("{rows} events{}", if Some(rows as usize) == filters.limit { " (limit reached; --limit 0 for all)" } else { "" });
+            }
+            Ok(0)
+        }
+        Command::Schema(args) => {
+            let schema = schema::arrow_schema();
+            let cols: Vec<serde_json::Value> = schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    serde_json::json!({
+                        "name": f.name(),
+                        "type": f.data_type().to_string(),
+                        "nullable": f.is_nullable(),
+                        "partition": f.name() == schema::PARTITION_COLUMN,
+                        "description": schema::describe(f.name()),
+                    })
+                })
+                .collect();
+            let mut out = std::io::stdout().lock();
+            if args.format == InfoFormat::Json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&cols)?)?;
+            } else {
+                writeln!(out, "{:<14} {:<26} {:<5} description", "column", "type", "null")?;
+                for f in schema.fields() {
+                    let ty = if f.name() == schema::PARTITION_COLUMN { format!("{} (partition)", f.data_type()) } else { f.data_type().to_string() };
+                    writeln!(out, "{:<14} {:<26} {:<5} {}", f.name(), ty, if f.is_nullable() { "yes" } else { "no" }, schema::describe(f.name()))?;
+                }
+            }
+            Ok(0)
+        }
+        Command::Stats(args) => {
+            let Some(table) = lake.load(None).await? else {
+                bail!("no table at {} yet; run `auditlake ingest` first", lake.display_path(schema::TABLE_NAME));
+            };
+            let stats = crate::lake::table_stats(&lake, &table).await?;
+            let mut out = std::io::stdout().lock();
+            if args.format == InfoFormat::Json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&stats)?)?;
+            } else {
+                writeln!(out, "table    {}", stats.table)?;
+                writeln!(out, "version  {}", stats.version)?;
+                if let Some(c) = &stats.last_commit {
+                    writeln!(out, "last     {} {}", c.timestamp.as_deref().unwrap_or("?"), c.operation.as_deref().unwrap_or("?"))?;
+                }
+                writeln!(out, "rows     {}\nfiles    {}\nbytes    {}", stats.rows, stats.files, human_bytes(stats.bytes))?;
+                writeln!(out, "\n{:<12} {:>10} {:>6} {:>10}", "date", "rows", "files", "bytes")?;
+                for p in &stats.partitions {
+                    writeln!(out, "{:<12} {:>10} {:>6} {:>10}", p.date, p.rows, p.files, human_bytes(p.bytes))?;
+                }
+            }
+            Ok(0)
+        }
+        Command::Generate(args) => {
+            if !(0.0..=1.0).contains(&args.duplicates) {
+                bail!("invalid --duplicates {}: expected a fraction from 0 to 1", args.duplicates);
+            }
+            let opts = GenerateOptions {
+                events: args.events,
+                days: args.days,
+                workspaces: args.workspaces,
+                start: args.start,
+                seed: args.seed,
+                format: match args.format {
+                    GenFormat::Ndjson => FeedFormat::Ndjson,
+                    GenFormat::Json => FeedFormat::JsonArray,
+                    GenFormat::Pages => FeedFormat::Pages,
+                },
+                duplicate_rate: args.duplicates,
+            };
+            let written = match &args.out {
+                Some(path) => {
+                    let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+                    crate::generate::generate(&opts, &mut std::io::BufWriter::with_capacity(1 << 20, file))?
+                }
+                None => crate::generate::generate(&opts, &mut std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock()))?,
+            };
+            if say {
+                eprintln!("generated {written} entries ({} distinct events over {} days)", args.events, args.days);
+            }
+            Ok(0)
+        }
+    }
+}
+
+async fn query(lake: &Lake, args: QueryArgs, say: bool) -> Result<u8> {
+    if args.list {
+        let all = named::catalog(args.queries.as_deref())?;
+        let mut out = std::io::stdout().lock();
+        for q in all.values() {
+            let params = if q.params.is_empty() { String::new() } else { format!("  [--param {}]", q.params.iter().map(|p| format!("{p}=...")).collect::<Vec<_>>().join(" ")) };
+            let origin = if q.origin == "embedded" { String::new() } else { format!("  ({})", q.origin) };
+            writeln!(out, "{:<20} {}{params}{origin}", q.name, q.description)?;
+        }
+        return Ok(0);
+    }
+    let session = crate::query::open(lake, &window(&args.window)?, args.output.as_of_version).await?;
+    if session.version.is_none() && say {
+        eprintln!("note: no table at {} yet; the result is empty (run `auditlake ingest` first)", lake.display_path(schema::TABLE_NAME));
+    }
+    let df = match (&args.sql, &args.name) {
+        (Some(sql), _) => {
+            if !args.params.is_empty() {
+                bail!("--param applies to named queries (--name)");
+            }
+            crate::query::sql(&session, sql).await?
+        }
+        (None, Some(name)) => {
+            let q = named::find(name, args.queries.as_deref())?;
+            let given: HashMap<String, String> = args.params.into_iter().collect();
+            let params = q.param_values(&given)?;
+            let df = crate::query::sql(&session, &q.sql).await.with_context(|| format!("named query '{}' ({})", q.name, q.origin))?;
+            match params {
+                Some(p) => df.with_param_values(p)?,
+                None => df,
+            }
+        }
+        (None, None) => bail!("give SQL, --name NAME or --list"),
+    };
+    let rows = crate::query::output::write(df, args.output.format.into(), args.output.out.as_deref()).await?;
+    if say && args.output.out.is_some() {
+        eprintln!("wrote {rows} rows to {}", args.output.out.as_ref().expect("checked").display());
+    }
+    Ok(0)
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[i]) }
+}
+
+/// The human summary of an ingest run.
+pub fn ingest_summary(lake: &Lake, m: &IngestMetrics) -> String {
+    let mut s = String::new();
+    let version = match m.table_version {
+        Some(v) => format!("committed version {v}"),
+        None => "nothing new to commit".to_string(),
+    };
+    s.push_str(&format!(
+        "ingested {} of {} records from {} input{} into {} ({version})\n",
+        m.ingested,
+        m.read,
+        m.inputs,
+        if m.inputs == 1 { "" } else { "s" },
+        lake.location()
+    ));
+    s.push_str(&format!("  duplicates skipped  {}\n", m.duplicates));
+    s.push_str(&format!("  rejected            {}\n", m.rejected));
+    for f in &m.rejected_files {
+        s.push_str(&format!("    reasons and records in {f}\n"));
+    }
+    let parts = match (m.partitions.first(), m.partitions.last()) {
+        (Some(a), Some(b)) if a != b => format!("{} ({a} .. {b})", m.partitions.len()),
+        (Some(a), _) => format!("1 ({a})"),
+        _ => "0".to_string(),
+    };
+    s.push_str(&format!("  partitions touched  {parts}\n"));
+    s.push_str(&format!(
+        "  read {}, wrote {} in {} file{}, {:.2} s, {:.0} records/s\n",
+        human_bytes(m.bytes_read),
+        human_bytes(m.bytes_written),
+        m.files_written,
+        if m.files_written == 1 { "" } else { "s" },
+        m.seconds,
+        m.rows_per_sec
+    ));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_parse_and_echo_bad_input() {
+        assert_eq!(parse_size("256MiB").unwrap(), 256 << 20);
+        assert_eq!(parse_size("64MB").unwrap(), 64_000_000);
+        assert_eq!(parse_size("1024").unwrap(), 1024);
+        assert!(parse_size("12 parsecs").unwrap_err().contains("'12 parsecs'"));
+    }
+
+    #[test]
+    fn params_need_a_name_and_equals() {
+        assert_eq!(parse_param("email=a=b").unwrap(), ("email".into(), "a=b".into()));
+        assert!(parse_param("email").is_err());
+        assert!(parse_param("=x").is_err());
+    }
+}

@@ -1,0 +1,121 @@
+//! Accumulates normalised rows into Arrow record batches of the `audit_log` schema.
+
+use std::sync::Arc;
+
+use deltalake::arrow::array::{
+    ArrayRef, Date32Builder, ListBuilder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+};
+use deltalake::arrow::datatypes::SchemaRef;
+use deltalake::arrow::error::ArrowError;
+
+use super::normalise::Row;
+use crate::schema::{self, PLAIN_STRING_FIELDS};
+
+/// Column builders for one batch, in schema order.
+pub struct BatchBuilder {
+    schema: SchemaRef,
+    ingested_at_us: i64,
+    id: StringBuilder,
+    timestamp: TimestampMicrosecondBuilder,
+    date: Date32Builder,
+    strings: Vec<StringBuilder>,
+    tags: ListBuilder<StringBuilder>,
+    revision_id: StringBuilder,
+    extra_data: StringBuilder,
+    extra: StringBuilder,
+    ingested_at: TimestampMicrosecondBuilder,
+    source: StringBuilder,
+    rows: usize,
+}
+
+impl BatchBuilder {
+    /// `ingested_at_us` stamps every row of the run with one instant.
+    pub fn new(ingested_at_us: i64) -> Self {
+        let ts = || TimestampMicrosecondBuilder::new().with_timezone("UTC");
+        BatchBuilder {
+            schema: schema::arrow_schema(),
+            ingested_at_us,
+            id: StringBuilder::new(),
+            timestamp: ts(),
+            date: Date32Builder::new(),
+            strings: (0..PLAIN_STRING_FIELDS.len()).map(|_| StringBuilder::new()).collect(),
+            tags: ListBuilder::new(StringBuilder::new()).with_field(schema::tag_item_field()),
+            revision_id: StringBuilder::new(),
+            extra_data: StringBuilder::new(),
+            extra: StringBuilder::new(),
+            ingested_at: ts(),
+            source: StringBuilder::new(),
+            rows: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    pub fn push(&mut self, row: &Row<'_>, source: &str) {
+        self.id.append_value(&row.id);
+        self.timestamp.append_value(row.timestamp_us);
+        self.date.append_value(row.date);
+        for (builder, value) in self.strings.iter_mut().zip(&row.strings) {
+            builder.append_option(value.as_deref());
+        }
+        match &row.tags {
+            Some(tags) => {
+                for tag in tags {
+                    self.tags.values().append_value(tag);
+                }
+                self.tags.append(true);
+            }
+            None => self.tags.append(false),
+        }
+        self.revision_id.append_option(row.revision_id.as_deref());
+        self.extra_data.append_option(row.extra_data.as_deref());
+        self.extra.append_option(row.extra.as_deref());
+        self.ingested_at.append_value(self.ingested_at_us);
+        self.source.append_value(source);
+        self.rows += 1;
+    }
+
+    /// Takes the rows so far as a batch and starts again.
+    pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(self.id.finish()),
+            Arc::new(self.timestamp.finish()),
+            Arc::new(self.date.finish()),
+        ];
+        columns.extend(self.strings.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+        columns.push(Arc::new(self.tags.finish()));
+        columns.push(Arc::new(self.revision_id.finish()));
+        columns.push(Arc::new(self.extra_data.finish()));
+        columns.push(Arc::new(self.extra.finish()));
+        columns.push(Arc::new(self.ingested_at.finish()));
+        columns.push(Arc::new(self.source.finish()));
+        self.rows = 0;
+        RecordBatch::try_new(self.schema.clone(), columns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::normalise::normalise;
+
+    #[test]
+    fn rows_become_a_batch_of_the_table_schema() {
+        let mut b = BatchBuilder::new(7);
+        let row = normalise(br#"{"id":"a","timestamp":"2026-09-01T00:00:00Z","action":"Secret created","extra_data":{"tags":["t"]}}"#).unwrap();
+        b.push(&row, "f.json:1");
+        let row = normalise(br#"{"id":"b","timestamp":"2026-09-02T00:00:00Z"}"#).unwrap();
+        b.push(&row, "f.json:2");
+        let batch = b.finish().unwrap();
+        assert_eq!(batch.num_rows(), 2);
+        assert_eq!(batch.schema(), schema::arrow_schema());
+        assert!(b.is_empty());
+        assert_eq!(b.finish().unwrap().num_rows(), 0);
+    }
+}

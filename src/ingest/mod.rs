@@ -1,0 +1,24 @@
+//! Collect: JSON batches in, one atomic Delta commit out.
+//!
+//! ```text
+//! inputs (files, dirs, stdin; gzip by content)   source.rs
+//!   -> one raw text per entry, streaming          decode.rs
+//!   -> row or rejection with a reason             normalise.rs
+//!   -> Arrow batches                              batch.rs
+//!   -> dedupe by id against batch and table       lake.rs
+//!   -> one commit; rejects to _rejected/          quarantine.rs
+//! ```
+//!
+//! Guarantees: the table moves from its previous version to the next in one commit, or not at
+//! all; an id already in the table (in the same UTC date partition) or earlier in the run is
+//! skipped, so re-ingesting any input changes no query result; a bad record is quarantined with
+//! its reason and never stops the good ones.
+
+pub mod batch;
+pub mod decode;
+pub mod normalise;
+pub mod quarantine;
+pub mod run;
+pub mod source;
+
+pub use run::{IngestMetrics, IngestOptions, ingest};

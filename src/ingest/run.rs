@@ -1,0 +1,302 @@
+//! One ingest run: read every input, dedupe, write Parquet, commit once.
+//!
+//! Decoding runs on its own thread and hands Arrow batches over a bounded channel, so JSON
+//! parsing and Parquet encoding use both cores while memory stays bounded by the channel, the
+//! writer's open row groups and the dedupe keys (16 bytes an event).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use deltalake::arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use deltalake::arrow::compute::filter_record_batch;
+use deltalake::arrow::datatypes::Date32Type;
+use deltalake::kernel::Action;
+use deltalake::kernel::transaction::CommitBuilder;
+use deltalake::parquet::basic::{Compression, ZstdLevel};
+use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::batch::BatchBuilder;
+use super::decode::split_records;
+use super::normalise::{format_date, normalise};
+use super::quarantine::{Quarantine, Rejected};
+use super::source::{self, Input};
+use crate::error::{Error, Result};
+use crate::lake::{self, Lake};
+use crate::schema::{PARTITION_COLUMN, col};
+
+/// What to ingest and how; resolved by the CLI from flags and defaults.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// Files, directories (recursively) and `-` for stdin.
+    pub inputs: Vec<String>,
+    /// Draw a progress bar on stderr (the CLI sets this only for a terminal).
+    pub progress: bool,
+    /// Rows per Arrow batch handed from the decoder to the writer.
+    pub batch_rows: usize,
+    /// Roll to a new Parquet file once one reaches this many bytes.
+    pub target_file_size: u64,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions { inputs: Vec::new(), progress: false, batch_rows: 16 * 1024, target_file_size: 256 << 20 }
+    }
+}
+
+/// The summary of a run, printed to stderr and, with `--format json`, to stdout.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IngestMetrics {
+    /// Input files (stdin counts as one).
+    pub inputs: usize,
+    /// Records seen: ingested + duplicates + rejected.
+    pub read: u64,
+    pub ingested: u64,
+    /// Records skipped because their id was already in the table or earlier in this run.
+    pub duplicates: u64,
+    pub rejected: u64,
+    /// Quarantine files holding the rejected records, with their reasons.
+    pub rejected_files: Vec<String>,
+    /// UTC dates that received rows.
+    pub partitions: Vec<String>,
+    pub bytes_read: u64,
+    pub files_written: u64,
+    pub bytes_written: u64,
+    /// The version this run committed; `None` when there was nothing new to commit.
+    pub table_version: Option<i64>,
+    pub seconds: f64,
+    pub rows_per_sec: f64,
+}
+
+enum Msg {
+    Batch(RecordBatch),
+    Rejected(Rejected),
+    Failed(Error),
+}
+
+/// Runs one ingest into `lake`. The table is created on first use.
+pub async fn ingest(lake: &Lake, opts: &IngestOptions) -> Result<IngestMetrics> {
+    let started = Instant::now();
+    let inputs = source::resolve(&opts.inputs)?;
+    let mut table = lake.load_or_create().await?;
+    let read_version = table.version();
+
+    let now = chrono::Utc::now();
+    let run_id = format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let mut quarantine = Quarantine::new(&run_id);
+    let mut metrics = IngestMetrics { inputs: inputs.len(), ..Default::default() };
+
+    let bytes_read = Arc::new(AtomicU64::new(0));
+    let total: Option<u64> = inputs.iter().map(Input::len).sum();
+    let bar = progress_bar(opts.progress, total);
+
+    let (tx, mut rx) = mpsc::channel::<Msg>(4);
+    let decoder = {
+        let bytes_read = bytes_read.clone();
+        let batch_rows = opts.batch_rows.max(1);
+        let ingested_at = now.timestamp_micros();
+        std::thread::Builder::new()
+            .name("auditlake-decode".into())
+            .spawn(move || decode_inputs(&inputs, batch_rows, ingested_at, bytes_read, &tx))
+            .expect("spawn decoder thread")
+    };
+
+    let mut writer = RecordBatchWriter::for_table(&table)
+        .map_err(|e| lake.delta_err("writing", e))?
+        .with_writer_properties(writer_properties())
+        .with_target_file_size(opts.target_file_size);
+
+    // Dedupe state: keys of ids in the table's loaded partitions plus this run's rows.
+    let mut seen: HashSet<u128> = HashSet::new();
+    let mut loaded: HashSet<i32> = HashSet::new();
+    let mut touched: BTreeSet<i32> = BTreeSet::new();
+
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        let msg = tokio::select! {
+            msg = rx.recv() => msg,
+            _ = &mut ctrl_c => {
+                writer.reset();
+                return Err(Error::Cancelled);
+            }
+        };
+        let Some(msg) = msg else { break };
+        if let Some(bar) = &bar {
+            bar.set_position(bytes_read.load(Ordering::Relaxed));
+        }
+        match msg {
+            Msg::Failed(e) => {
+                writer.reset();
+                return Err(e);
+            }
+            Msg::Rejected(r) => {
+                metrics.read += 1;
+                quarantine.add(lake, &r).await?;
+            }
+            Msg::Batch(batch) => {
+                metrics.read += batch.num_rows() as u64;
+                let dates = batch.column_by_name(PARTITION_COLUMN).expect("date column").as_primitive::<Date32Type>();
+                let new: Vec<i32> = dates.values().iter().copied().filter(|d| !loaded.contains(d)).collect::<BTreeSet<_>>().into_iter().collect();
+                if !new.is_empty() {
+                    seen.extend(lake::ids_in_partitions(&table, &new).await?);
+                    loaded.extend(new);
+                }
+                let ids = batch.column_by_name(col::ID).expect("id column").as_string::<i32>();
+                let keep: BooleanArray = ids.iter().map(|id| Some(seen.insert(lake::id_key(id.unwrap_or_default())))).collect();
+                let fresh = filter_record_batch(&batch, &keep)?;
+                metrics.duplicates += (batch.num_rows() - fresh.num_rows()) as u64;
+                if fresh.num_rows() == 0 {
+                    continue;
+                }
+                let fresh_dates = fresh.column_by_name(PARTITION_COLUMN).expect("date column").as_primitive::<Date32Type>();
+                touched.extend(fresh_dates.values().iter().copied());
+                metrics.ingested += fresh.num_rows() as u64;
+                writer.write(fresh).await.map_err(|e| lake.delta_err("writing", e))?;
+            }
+        }
+    }
+    decoder.join().expect("decoder thread panicked");
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    quarantine.flush(lake).await?;
+    metrics.rejected = quarantine.count();
+    metrics.rejected_files = quarantine.parts().iter().map(|p| lake.display_path(p)).collect();
+    metrics.bytes_read = bytes_read.load(Ordering::Relaxed);
+
+    let adds = writer.flush().await.map_err(|e| lake.delta_err("writing", e))?;
+    if !adds.is_empty() {
+        metrics.files_written = adds.len() as u64;
+        metrics.bytes_written = adds.iter().map(|a| a.size.max(0) as u64).sum();
+        metrics.partitions = touched.iter().map(|d| format_date(*d)).collect();
+        let app_metadata: HashMap<String, serde_json::Value> = HashMap::from([
+            ("auditlake.run".to_string(), run_id.clone().into()),
+            ("auditlake.ingested".to_string(), metrics.ingested.into()),
+            ("auditlake.duplicates".to_string(), metrics.duplicates.into()),
+            ("auditlake.rejected".to_string(), metrics.rejected.into()),
+        ]);
+        let snapshot = table.snapshot().map_err(|e| lake.delta_err("committing", e))?.clone();
+        let committed = CommitBuilder::default()
+            .with_actions(adds.into_iter().map(Action::Add).collect())
+            .with_app_metadata(app_metadata)
+            .build(
+                Some(&snapshot),
+                table.log_store(),
+                DeltaOperation::Write {
+                    mode: SaveMode::Append,
+                    partition_by: Some(vec![PARTITION_COLUMN.to_string()]),
+                    predicate: None,
+                },
+            )
+            .await
+            .map_err(|e| lake.delta_err("committing", e))?;
+        metrics.table_version = Some(committed.version);
+        table.update_state().await.map_err(|e| lake.delta_err("reloading", e))?;
+    }
+    let _ = read_version;
+
+    metrics.seconds = started.elapsed().as_secs_f64();
+    metrics.rows_per_sec = if metrics.seconds > 0.0 { metrics.read as f64 / metrics.seconds } else { 0.0 };
+    Ok(metrics)
+}
+
+/// Parquet settings: zstd, row groups small enough to bound writer memory and to prune well,
+/// a bloom filter on `id` for point lookups.
+fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid zstd level")))
+        .set_max_row_group_size(128 * 1024)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_column_bloom_filter_enabled(col::ID.into(), true)
+        .set_column_bloom_filter_fpp(col::ID.into(), 0.01)
+        .build()
+}
+
+fn progress_bar(enabled: bool, total: Option<u64>) -> Option<ProgressBar> {
+    if !enabled {
+        return None;
+    }
+    let bar = match total {
+        Some(total) => ProgressBar::new(total).with_style(
+            ProgressStyle::with_template("{spinner} ingest [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        ),
+        None => ProgressBar::new_spinner()
+            .with_style(ProgressStyle::with_template("{spinner} ingest {bytes} {bytes_per_sec}").expect("valid template")),
+    };
+    bar.enable_steady_tick(Duration::from_millis(200));
+    Some(bar)
+}
+
+/// The decoder thread: every input, every record, to batches and rejections.
+fn decode_inputs(
+    inputs: &[Input],
+    batch_rows: usize,
+    ingested_at: i64,
+    bytes_read: Arc<AtomicU64>,
+    tx: &mpsc::Sender<Msg>,
+) {
+    let mut builder = BatchBuilder::new(ingested_at);
+    let mut source = String::new();
+    for input in inputs {
+        let name = input.name();
+        let reader = match source::open(input, bytes_read.clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.blocking_send(Msg::Failed(e));
+                return;
+            }
+        };
+        // A closed channel means the writer stopped (error or Ctrl-C): stop reading.
+        let closed = || std::io::Error::new(std::io::ErrorKind::BrokenPipe, "writer stopped");
+        let result = split_records(reader, |rec| {
+            if rec.truncated {
+                let reason = format!("truncated JSON: input ended inside this record ({} bytes)", rec.text.len());
+                return tx
+                    .blocking_send(Msg::Rejected(rejected(&name, rec.line, reason, &rec.text)))
+                    .map_err(|_| closed());
+            }
+            match normalise(&rec.text) {
+                Ok(row) => {
+                    source.clear();
+                    use std::fmt::Write;
+                    let _ = write!(source, "{name}:{}", rec.line);
+                    builder.push(&row, &source);
+                    if builder.len() >= batch_rows {
+                        let batch = builder.finish().expect("batch matches schema");
+                        tx.blocking_send(Msg::Batch(batch)).map_err(|_| closed())?;
+                    }
+                    Ok(())
+                }
+                Err(reason) => tx
+                    .blocking_send(Msg::Rejected(rejected(&name, rec.line, reason.0, &rec.text)))
+                    .map_err(|_| closed()),
+            }
+        });
+        if let Err(e) = result {
+            if e.kind() == std::io::ErrorKind::BrokenPipe && tx.is_closed() {
+                return;
+            }
+            // A read error (corrupt gzip, I/O) fails the run: committing part of a file would
+            // look like success while losing its tail.
+            let _ = tx.blocking_send(Msg::Failed(Error::Input { path: name, source: e }));
+            return;
+        }
+    }
+    if !builder.is_empty() {
+        let batch = builder.finish().expect("batch matches schema");
+        let _ = tx.blocking_send(Msg::Batch(batch));
+    }
+}
+
+fn rejected(source: &str, line: u64, reason: String, raw: &[u8]) -> Rejected {
+    Rejected { source: source.to_string(), line, reason, raw: String::from_utf8_lossy(raw).into_owned() }
+}

@@ -1,0 +1,329 @@
+//! The lake: a location (local folder or `memory://`), the Delta table `audit_log` under it, and
+//! the lake's own side files (`_rejected/`).
+//!
+//! Readers and writers both go through [`Lake`], so they agree on where the table lives and on
+//! which object store instance backs it (which matters for `memory://`, whose contents live only
+//! in this process).
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use deltalake::datafusion::prelude::{SessionContext, col, lit};
+use deltalake::datafusion::scalar::ScalarValue;
+use deltalake::kernel::StructField;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, ObjectStore};
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use serde::Serialize;
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::schema::{self, PARTITION_COLUMN, TABLE_NAME, col as c};
+
+/// Where the lake lives and the store that holds it.
+#[derive(Clone)]
+pub struct Lake {
+    /// As the user wrote it, for messages.
+    location: String,
+    /// The lake root as a URL with a trailing slash.
+    root: Url,
+    /// Store whose "/" is the root of the URL's file system or bucket (what delta-rs expects).
+    store: Arc<dyn ObjectStore>,
+    /// Set for a local lake, whose folder is created on first write.
+    local_dir: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Lake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lake").field("location", &self.location).finish()
+    }
+}
+
+/// `memory://NAME` lakes of this process, so that two opens of one name share their contents.
+fn memory_stores() -> &'static Mutex<HashMap<String, Arc<InMemory>>> {
+    static STORES: OnceLock<Mutex<HashMap<String, Arc<InMemory>>>> = OnceLock::new();
+    STORES.get_or_init(Default::default)
+}
+
+impl Lake {
+    /// Opens a lake location: a path (`./lake`, `/data/lake`), `file:///…`, or `memory://NAME`.
+    pub fn open(location: &str) -> Result<Lake> {
+        let bad = |reason: String| Error::LakeLocation { location: location.to_string(), reason };
+        if location.trim().is_empty() {
+            return Err(bad("empty location".into()));
+        }
+        let parsed = Url::parse(location).ok().filter(|u| u.scheme().len() > 1);
+        match parsed {
+            Some(url) if url.scheme() == "memory" => {
+                let name = format!("{}{}", url.host_str().unwrap_or(""), url.path().trim_end_matches('/'));
+                let store = memory_stores()
+                    .lock()
+                    .expect("memory store registry")
+                    .entry(name.clone())
+                    .or_insert_with(|| Arc::new(InMemory::new()))
+                    .clone();
+                let root = Url::parse(&format!("memory:///{}/", name.trim_matches('/')).replace(":////", ":///"))
+                    .map_err(|e| bad(e.to_string()))?;
+                Ok(Lake { location: location.to_string(), root, store, local_dir: None })
+            }
+            Some(url) if url.scheme() == "file" => {
+                let path = url.to_file_path().map_err(|()| bad("not a local file URL".into()))?;
+                Self::local(location, path)
+            }
+            Some(url) => Err(bad(format!(
+                "the '{}' scheme is not supported by this build; use a local path or memory://",
+                url.scheme()
+            ))),
+            None => Self::local(location, PathBuf::from(location)),
+        }
+    }
+
+    fn local(location: &str, path: PathBuf) -> Result<Lake> {
+        let bad = |reason: String| Error::LakeLocation { location: location.to_string(), reason };
+        let abs = std::path::absolute(&path).map_err(|e| bad(e.to_string()))?;
+        let root = Url::from_directory_path(&abs).map_err(|()| bad("not an absolute path".into()))?;
+        Ok(Lake {
+            location: location.to_string(),
+            root,
+            store: Arc::new(LocalFileSystem::new()),
+            local_dir: Some(abs),
+        })
+    }
+
+    /// The location as the user gave it.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// The table's URL (`…/audit_log/`).
+    pub fn table_url(&self) -> Url {
+        self.root.join(&format!("{TABLE_NAME}/")).expect("valid table url")
+    }
+
+    /// The object store holding the lake (its "/" is the file system's or bucket's root).
+    pub fn store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
+    /// A path under the lake root, in the store's terms.
+    pub fn path(&self, relative: &str) -> Path {
+        let url = self.root.join(relative).expect("valid lake path");
+        Path::from_url_path(url.path()).expect("valid object path")
+    }
+
+    /// A URL-ish display of a path under the lake, for messages.
+    pub fn display_path(&self, relative: &str) -> String {
+        match &self.local_dir {
+            Some(dir) => dir.join(relative).display().to_string(),
+            None => format!("{}{relative}", self.root),
+        }
+    }
+
+    /// Writes a side file (quarantine) under the lake root.
+    pub async fn put(&self, relative: &str, bytes: Vec<u8>) -> Result<()> {
+        self.ensure_local_dir()?;
+        self.store
+            .put(&self.path(relative), bytes.into())
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::Store { path: self.display_path(relative), source: Box::new(e) })
+    }
+
+    fn ensure_local_dir(&self) -> Result<()> {
+        if let Some(dir) = &self.local_dir {
+            std::fs::create_dir_all(dir).map_err(|e| Error::LakeLocation {
+                location: self.location.clone(),
+                reason: format!("cannot create {}: {e}", dir.display()),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn builder(&self) -> Result<DeltaTableBuilder> {
+        DeltaTableBuilder::from_url(self.table_url())
+            .map(|b| b.with_storage_backend(self.store.clone(), self.table_url()))
+            .map_err(|e| self.delta_err("opening", e))
+    }
+
+    pub(crate) fn delta_err(&self, action: &'static str, e: DeltaTableError) -> Error {
+        Error::Delta { action, table: self.display_path(TABLE_NAME), source: Box::new(e) }
+    }
+
+    /// Loads the table at its latest version (or `version`), or `None` when none exists yet.
+    pub async fn load(&self, version: Option<i64>) -> Result<Option<DeltaTable>> {
+        let mut builder = self.builder()?;
+        if let Some(v) = version {
+            builder = builder.with_version(v);
+        }
+        match builder.load().await {
+            Ok(table) => Ok(Some(table)),
+            Err(DeltaTableError::NotATable(_)) if version.is_none() => Ok(None),
+            Err(e) => Err(self.delta_err("loading", e)),
+        }
+    }
+
+    /// Loads the table, creating it (empty, partitioned by `date`) when it does not exist.
+    pub async fn load_or_create(&self) -> Result<DeltaTable> {
+        if let Some(table) = self.load(None).await? {
+            return Ok(table);
+        }
+        self.ensure_local_dir()?;
+        let kernel: deltalake::kernel::StructType = schema::arrow_schema()
+            .as_ref()
+            .clone()
+            .try_into_kernel()
+            .map_err(|e| self.delta_err("creating", e.into()))?;
+        let columns: Vec<StructField> = kernel.fields().cloned().collect();
+        let table = self.builder()?.build().map_err(|e| self.delta_err("creating", e))?;
+        let created = table
+            .create()
+            .with_table_name(TABLE_NAME)
+            .with_comment("Torq audit logs, one row per event, written by auditlake")
+            .with_columns(columns)
+            .with_partition_columns([PARTITION_COLUMN])
+            .await;
+        match created {
+            Ok(table) => Ok(table),
+            // Another writer created it first: use theirs.
+            Err(_) if self.load(None).await?.is_some() => {
+                Ok(self.load(None).await?.expect("just loaded"))
+            }
+            Err(e) => Err(self.delta_err("creating", e)),
+        }
+    }
+}
+
+/// A DataFusion session that can read `table` (its object store registered).
+pub fn session_for(table: &DeltaTable, ctx: &SessionContext) -> Result<()> {
+    table
+        .update_datafusion_session(&ctx.state())
+        .map_err(|e| Error::Delta { action: "registering", table: table.table_url().to_string(), source: Box::new(e) })
+}
+
+/// 128-bit hash of an id: the dedupe key held in memory (16 bytes an event, whatever the id's
+/// length). A collision between two distinct ids is about 2^-100 likely at a billion events.
+pub fn id_key(id: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(id.as_bytes())
+}
+
+/// The dedupe keys of every row already in the given date partitions (days since the epoch).
+/// Only those partitions' files are read, and only their `id` column.
+pub async fn ids_in_partitions(table: &DeltaTable, dates: &[i32]) -> Result<HashSet<u128>> {
+    let mut out = HashSet::new();
+    if dates.is_empty() || table.snapshot().map(|s| s.log_data().num_files()).unwrap_or(0) == 0 {
+        return Ok(out);
+    }
+    let ctx = SessionContext::new();
+    session_for(table, &ctx)?;
+    let provider = table
+        .table_provider()
+        .await
+        .map_err(|e| Error::Delta { action: "reading", table: table.table_url().to_string(), source: Box::new(e) })?;
+    let values: Vec<_> = dates.iter().map(|d| lit(ScalarValue::Date32(Some(*d)))).collect();
+    let df = ctx
+        .read_table(provider)?
+        .filter(col(c::DATE).in_list(values, false))?
+        .select_columns(&[c::ID])?;
+    let mut stream = df.execute_stream().await?;
+    while let Some(batch) = stream.try_next().await? {
+        let ids = deltalake::arrow::array::cast::as_string_array(batch.column(0));
+        out.extend(ids.iter().flatten().map(id_key));
+    }
+    Ok(out)
+}
+
+/// One date partition's share of the table.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PartitionStats {
+    pub date: String,
+    pub rows: u64,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// What `auditlake stats` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableStats {
+    pub table: String,
+    pub version: i64,
+    pub rows: u64,
+    pub files: u64,
+    pub bytes: u64,
+    pub partitions: Vec<PartitionStats>,
+    pub last_commit: Option<CommitSummary>,
+}
+
+/// One commit of the table's log.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommitSummary {
+    pub version: Option<i64>,
+    pub timestamp: Option<String>,
+    pub operation: Option<String>,
+}
+
+/// Rows, files and bytes per partition from the table's log (no data files are read).
+pub async fn table_stats(lake: &Lake, table: &DeltaTable) -> Result<TableStats> {
+    let snapshot = table.snapshot().map_err(|e| lake.delta_err("reading", e))?;
+    let mut parts: HashMap<String, PartitionStats> = HashMap::new();
+    for file in snapshot.log_data().iter() {
+        let date = file
+            .partition_values_map()
+            .get(PARTITION_COLUMN)
+            .cloned()
+            .flatten()
+            .unwrap_or_else(|| "(null)".into());
+        let entry = parts.entry(date.clone()).or_insert(PartitionStats { date, rows: 0, files: 0, bytes: 0 });
+        entry.rows += file.num_records().unwrap_or(0) as u64;
+        entry.files += 1;
+        entry.bytes += file.size().max(0) as u64;
+    }
+    let mut partitions: Vec<_> = parts.into_values().collect();
+    partitions.sort_by(|a, b| a.date.cmp(&b.date));
+    let last = table.history(Some(1)).try_next().await.map_err(|e| lake.delta_err("reading history", e))?;
+    let version = snapshot.version();
+    Ok(TableStats {
+        table: lake.display_path(TABLE_NAME),
+        version,
+        rows: partitions.iter().map(|p| p.rows).sum(),
+        files: partitions.iter().map(|p| p.files).sum(),
+        bytes: partitions.iter().map(|p| p.bytes).sum(),
+        partitions,
+        last_commit: last.map(|ci| CommitSummary {
+            version: Some(version),
+            timestamp: ci
+                .timestamp
+                .and_then(chrono::DateTime::from_timestamp_millis)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            operation: ci.operation,
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_resolve_to_urls() {
+        let lake = Lake::open("memory://t1").unwrap();
+        assert_eq!(lake.table_url().as_str(), "memory:///t1/audit_log/");
+        let lake = Lake::open("/tmp/x/lake").unwrap();
+        assert_eq!(lake.table_url().as_str(), "file:///tmp/x/lake/audit_log/");
+        assert_eq!(lake.path("_rejected/a.ndjson").as_ref(), "tmp/x/lake/_rejected/a.ndjson");
+        let err = Lake::open("ftp://host/x").unwrap_err().to_string();
+        assert!(err.contains("'ftp' scheme is not supported"), "{err}");
+    }
+
+    #[test]
+    fn memory_lakes_of_one_name_share_a_store() {
+        let a = Lake::open("memory://shared").unwrap();
+        let b = Lake::open("memory://shared").unwrap();
+        assert!(Arc::ptr_eq(&a.store, &b.store));
+        let c = Lake::open("memory://other").unwrap();
+        assert!(!Arc::ptr_eq(&a.store, &c.store));
+    }
+}

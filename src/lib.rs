@@ -1,0 +1,48 @@
+//! auditlake keeps Torq audit logs in a Delta Lake table that a security team owns, and answers
+//! SQL over it with Apache DataFusion.
+//!
+//! ```text
+//! JSON array | API page | NDJSON | .gz | stdin
+//!    -> decode (streaming, bounded memory)           ingest::decode
+//!    -> validate + normalise (bad -> _rejected/)     ingest::normalise, ingest::quarantine
+//!    -> dedupe by id (batch and table)               ingest::run, lake
+//!    -> one atomic Delta commit per run              ingest::run
+//!    -> Delta table `audit_log`, partitioned by UTC date, Parquet + zstd
+//!    -> DataFusion -> query / search                 query
+//! ```
+//!
+//! A complete round trip on an in-memory lake:
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use auditlake::{Lake, ingest::{ingest, IngestOptions}, query};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let input = dir.path().join("batch.ndjson");
+//! std::fs::write(&input, concat!(
+//!     r#"{"id":"e1","timestamp":"2026-09-01T08:00:00Z","action":"Secret created"}"#, "\n",
+//!     r#"{"id":"e1","timestamp":"2026-09-01T08:00:00Z","action":"Secret created"}"#, "\n",
+//! )).unwrap();
+//!
+//! let lake = Lake::open("memory://doc").unwrap();
+//! let opts = IngestOptions { inputs: vec![input.display().to_string()], ..Default::default() };
+//! let metrics = ingest(&lake, &opts).await.unwrap();
+//! assert_eq!((metrics.ingested, metrics.duplicates), (1, 1));
+//!
+//! let session = query::open(&lake, &query::Window::default(), None).await.unwrap();
+//! let df = query::sql(&session, "SELECT count(*) AS n FROM audit_log").await.unwrap();
+//! let batches = df.collect().await.unwrap();
+//! assert_eq!(batches[0].num_rows(), 1);
+//! # });
+//! ```
+
+pub mod cli;
+pub mod error;
+pub mod generate;
+pub mod ingest;
+pub mod lake;
+pub mod query;
+pub mod schema;
+
+pub use error::{Error, Result};
+pub use lake::Lake;
