@@ -91,11 +91,11 @@ def audit_entries():
                     e["extra_data"]["tags"] = tags
             if family == "users" and action != "User logged in":
                 e["resource_name"] = random.choice(PEOPLE)[1]
-            if family in ("secrets", "variables") and random.random() < 0.5:
-                key = random.choice(KEYS)
+            if family in ("secrets", "variables", "api_keys", "integrations") and len(out) % 2 == 0:
+                key = KEYS[(len(out) // 2) % len(KEYS)]
                 e["actor_type"], e["actor_name"], e["email"] = "api_key", key[0], key[1]
             out.append(e)
-            sec += random.randrange(60, 1800)
+            sec += random.randrange(1800, 7200)
             if sec > 20 * 3600:
                 day, sec = day + 1, 8 * 3600
     # A burst of failed logins from one IP.

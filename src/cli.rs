@@ -78,10 +78,94 @@ auditlake search --email dana@acme.example --tag prod\n  auditlake search --acto
     /// Show rows, files and bytes per date partition, the table version and the last commit
     Stats(FormatArgs),
 
+    /// Rewrite small files of each date partition into few large ones, dropping duplicate ids
+    ///
+    /// Only partitions with two or more files below the target size are rewritten; a second run
+    /// with nothing to do commits nothing. Readers keep working throughout (one atomic commit).
+    /// Writes a Delta checkpoint afterwards so the log stays cheap to read.
+    Compact(CompactArgs),
+
+    /// Drop whole date partitions older than --keep (at least 90 days unless --force)
+    ///
+    /// The dropped files stay on storage, still readable by time travel, until `vacuum`.
+    #[command(after_help = "Examples:\n  auditlake retention --keep 400d --dry-run\n  auditlake retention --keep 400d")]
+    Retention(RetentionArgs),
+
+    /// Delete files no longer referenced by the table, once older than --older-than
+    ///
+    /// Removes files replaced by compaction, dropped by retention, or left by an ingest that was
+    /// killed before it committed. Never younger than 1 hour without --force, because running
+    /// queries may still read them.
+    Vacuum(VacuumArgs),
+
+    /// The table's commits: what was done to the audit log itself, when, and how much
+    History(HistoryArgs),
+
     /// Write a realistic synthetic Torq audit feed (for demos and benchmarks)
     #[command(after_help = "Examples:\n  auditlake generate --events 1000000 --days 30 --out feed.ndjson\n  \
 auditlake generate --events 5000 --format pages | gzip > pages.json.gz")]
     Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    /// Aim for files of about this size
+    #[arg(long, default_value = "256MiB", value_parser = parse_size)]
+    pub target_size: u64,
+    #[command(flatten)]
+    pub window: WindowArgs,
+    /// Print the plan; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Summary format: `text` on stderr, or `json` on stdout
+    #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
+    pub format: SummaryFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct RetentionArgs {
+    /// Keep this much history, e.g. 400d, 56w
+    #[arg(long, value_parser = parse_duration_arg)]
+    pub keep: chrono::Duration,
+    /// Print the partitions that would be dropped; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Allow keeping less than 90 days
+    #[arg(long)]
+    pub force: bool,
+    /// Summary format: `text` on stderr, or `json` on stdout
+    #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
+    pub format: SummaryFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct VacuumArgs {
+    /// Only delete unreferenced files older than this
+    #[arg(long, default_value = "24h", value_parser = parse_duration_arg)]
+    pub older_than: chrono::Duration,
+    /// List the files that would be deleted; delete nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Allow a window under 1 hour (only when nothing else runs)
+    #[arg(long)]
+    pub force: bool,
+    /// Summary format: `text` on stderr, or `json` on stdout
+    #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
+    pub format: SummaryFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Show at most this many commits, newest first
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// `table` for people, `json` for tools
+    #[arg(long, value_enum, default_value_t = InfoFormat::Table)]
+    pub format: InfoFormat,
+}
+
+fn parse_duration_arg(text: &str) -> Result<chrono::Duration, String> {
+    crate::query::window::parse_duration(text)
 }
 
 #[derive(Debug, Args)]
@@ -153,7 +237,7 @@ pub struct OutputArgs {
 
     /// Read the table as of this Delta version (time travel)
     #[arg(long, value_name = "N")]
-    pub as_of_version: Option<i64>,
+    pub as_of_version: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -377,7 +461,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 .map(|f| {
                     serde_json::json!({
                         "name": f.name(),
-                        "type": f.data_type().to_string(),
+                        "type": schema::type_name(f.data_type()),
                         "nullable": f.is_nullable(),
                         "partition": f.name() == schema::PARTITION_COLUMN,
                         "description": schema::describe(f.name()),
@@ -388,10 +472,11 @@ pub async fn run(cli: Cli) -> Result<u8> {
             if args.format == InfoFormat::Json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&cols)?)?;
             } else {
-                writeln!(out, "{:<14} {:<26} {:<5} description", "column", "type", "null")?;
+                writeln!(out, "{:<14} {:<22} {:<5} description", "column", "type", "null")?;
                 for f in schema.fields() {
-                    let ty = if f.name() == schema::PARTITION_COLUMN { format!("{} (partition)", f.data_type()) } else { f.data_type().to_string() };
-                    writeln!(out, "{:<14} {:<26} {:<5} {}", f.name(), ty, if f.is_nullable() { "yes" } else { "no" }, schema::describe(f.name()))?;
+                    let ty = schema::type_name(f.data_type());
+                    let ty = if f.name() == schema::PARTITION_COLUMN { format!("{ty} (partition)") } else { ty };
+                    writeln!(out, "{:<14} {:<22} {:<5} {}", f.name(), ty, if f.is_nullable() { "yes" } else { "no" }, schema::describe(f.name()))?;
                 }
             }
             Ok(0)
@@ -414,6 +499,62 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 writeln!(out, "\n{:<12} {:>10} {:>6} {:>10}", "date", "rows", "files", "bytes")?;
                 for p in &stats.partitions {
                     writeln!(out, "{:<12} {:>10} {:>6} {:>10}", p.date, p.rows, p.files, human_bytes(p.bytes))?;
+                }
+            }
+            Ok(0)
+        }
+        Command::Compact(args) => {
+            let opts = crate::maintain::CompactOptions { target_size: args.target_size, window: window(&args.window)?, dry_run: args.dry_run };
+            let m = crate::maintain::compact(&lake, &opts).await.context("compaction failed")?;
+            if args.format == SummaryFormat::Json {
+                println!("{}", serde_json::to_string_pretty(&m)?);
+            } else if say {
+                let verb = if m.dry_run { "would compact" } else { "compacted" };
+                eprintln!("{verb} {} partition(s): {} files ({}) -> {} files ({}), {} rows, {} duplicates removed, {:.2} s",
+                    m.partitions.len(), m.files_before, human_bytes(m.bytes_before), m.files_after, human_bytes(m.bytes_after), m.rows, m.duplicates_removed, m.seconds);
+                for p in &m.partitions {
+                    eprintln!("  {}  {} files  {}", p.date, p.files.len(), human_bytes(p.bytes));
+                }
+                if let Some(v) = m.table_version { eprintln!("  committed version {v}, checkpoint written"); }
+            }
+            Ok(0)
+        }
+        Command::Retention(args) => {
+            let opts = crate::maintain::RetentionOptions { keep: args.keep, dry_run: args.dry_run, force: args.force, today: crate::maintain::today() };
+            let m = crate::maintain::retention(&lake, &opts).await.context("retention failed")?;
+            if args.format == SummaryFormat::Json {
+                println!("{}", serde_json::to_string_pretty(&m)?);
+            } else if say {
+                let verb = if m.dry_run { "would drop" } else { "dropped" };
+                eprintln!("{verb} {} partition(s) before {}: {} files, {} rows, {}",
+                    m.dropped_partitions.len(), m.cutoff, m.files_removed, m.rows_removed, human_bytes(m.bytes_removed));
+                for d in &m.dropped_partitions { eprintln!("  {d}"); }
+                if let Some(v) = m.table_version { eprintln!("  committed version {v}; run `auditlake vacuum` to delete the files"); }
+            }
+            Ok(0)
+        }
+        Command::Vacuum(args) => {
+            let opts = crate::maintain::VacuumOptions { older_than: args.older_than, dry_run: args.dry_run, force: args.force };
+            let m = crate::maintain::vacuum(&lake, &opts).await.context("vacuum failed")?;
+            if args.format == SummaryFormat::Json {
+                println!("{}", serde_json::to_string_pretty(&m)?);
+            } else if say {
+                let verb = if m.dry_run { "would delete" } else { "deleted" };
+                eprintln!("{verb} {} unreferenced file(s), {:.2} s", m.files_deleted.len(), m.seconds);
+                for f in &m.files_deleted { eprintln!("  {f}"); }
+            }
+            Ok(0)
+        }
+        Command::History(args) => {
+            let entries = crate::maintain::history(&lake, args.limit).await?;
+            let mut out = std::io::stdout().lock();
+            if args.format == InfoFormat::Json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&entries)?)?;
+            } else {
+                writeln!(out, "{:>7}  {:<24}  {:<14}  metrics", "version", "time", "operation")?;
+                for e in &entries {
+                    let metrics = e.metrics.as_ref().map(|m| m.to_string()).unwrap_or_default();
+                    writeln!(out, "{:>7}  {:<24}  {:<14}  {metrics}", e.version, e.timestamp.as_deref().unwrap_or("?"), e.operation.as_deref().unwrap_or("?"))?;
                 }
             }
             Ok(0)
@@ -485,8 +626,8 @@ async fn query(lake: &Lake, args: QueryArgs, say: bool) -> Result<u8> {
         (None, None) => bail!("give SQL, --name NAME or --list"),
     };
     let rows = crate::query::output::write(df, args.output.format.into(), args.output.out.as_deref()).await?;
-    if say && args.output.out.is_some() {
-        eprintln!("wrote {rows} rows to {}", args.output.out.as_ref().expect("checked").display());
+    if let (true, Some(out)) = (say, &args.output.out) {
+        eprintln!("wrote {rows} rows to {}", out.display());
     }
     Ok(0)
 }

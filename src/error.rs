@@ -56,6 +56,11 @@ pub enum Error {
     #[error("cancelled before commit; the table is unchanged")]
     Cancelled,
 
+    /// Another writer committed some of the same events while this ingest ran; nothing was
+    /// committed, and rerunning the command finishes the job without doubling anything.
+    #[error("another ingest committed some of the same events first; nothing was committed, rerun to finish")]
+    ConcurrentOverlap,
+
     /// An option's value makes no sense (the CLI checks most of these first).
     #[error("{0}")]
     InvalidArgument(String),

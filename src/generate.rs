@@ -289,7 +289,7 @@ pub fn generate(opts: &GenerateOptions, out: &mut dyn Write) -> io::Result<u64> 
 }
 
 fn write_page(out: &mut dyn Write, page: &mut Vec<String>, more: bool) -> io::Result<()> {
-    write!(out, "{{\"audit_logs\":[{}],\"next_page_token\":\"{}\"}}\n", page.join(","), if more { "more" } else { "" })?;
+    writeln!(out, "{{\"audit_logs\":[{}],\"next_page_token\":\"{}\"}}", page.join(","), if more { "more" } else { "" })?;
     page.clear();
     Ok(())
 }

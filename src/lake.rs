@@ -5,7 +5,7 @@
 //! which object store instance backs it (which matters for `memory://`, whose contents live only
 //! in this process).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -17,6 +17,7 @@ use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, ObjectStore};
 use futures::TryStreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
+use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use serde::Serialize;
 use url::Url;
@@ -154,7 +155,15 @@ impl Lake {
     }
 
     /// Loads the table at its latest version (or `version`), or `None` when none exists yet.
-    pub async fn load(&self, version: Option<i64>) -> Result<Option<DeltaTable>> {
+    pub async fn load(&self, version: Option<u64>) -> Result<Option<DeltaTable>> {
+        if version.is_none() {
+            // A lake folder that does not exist yet, or holds no log yet, has no table.
+            if let Some(dir) = &self.local_dir
+                && !dir.join(TABLE_NAME).join("_delta_log").is_dir()
+            {
+                return Ok(None);
+            }
+        }
         let mut builder = self.builder()?;
         if let Some(v) = version {
             builder = builder.with_version(v);
@@ -174,7 +183,6 @@ impl Lake {
         self.ensure_local_dir()?;
         let kernel: deltalake::kernel::StructType = schema::arrow_schema()
             .as_ref()
-            .clone()
             .try_into_kernel()
             .map_err(|e| self.delta_err("creating", e.into()))?;
         let columns: Vec<StructField> = kernel.fields().cloned().collect();
@@ -210,6 +218,14 @@ pub fn id_key(id: &str) -> u128 {
     xxhash_rust::xxh3::xxh3_128(id.as_bytes())
 }
 
+/// Adds the dedupe keys of a column of ids, whichever string layout the reader chose
+/// (DataFusion reads Parquet strings as Utf8View).
+pub fn extend_keys(out: &mut HashSet<u128>, ids: &deltalake::arrow::array::ArrayRef) -> Result<()> {
+    let utf8 = deltalake::arrow::compute::cast(ids, &deltalake::arrow::datatypes::DataType::Utf8)?;
+    out.extend(deltalake::arrow::array::cast::as_string_array(&utf8).iter().flatten().map(id_key));
+    Ok(())
+}
+
 /// The dedupe keys of every row already in the given date partitions (days since the epoch).
 /// Only those partitions' files are read, and only their `id` column.
 pub async fn ids_in_partitions(table: &DeltaTable, dates: &[i32]) -> Result<HashSet<u128>> {
@@ -219,10 +235,7 @@ pub async fn ids_in_partitions(table: &DeltaTable, dates: &[i32]) -> Result<Hash
     }
     let ctx = SessionContext::new();
     session_for(table, &ctx)?;
-    let provider = table
-        .table_provider()
-        .await
-        .map_err(|e| Error::Delta { action: "reading", table: table.table_url().to_string(), source: Box::new(e) })?;
+    let provider = table.table_provider().await?;
     let values: Vec<_> = dates.iter().map(|d| lit(ScalarValue::Date32(Some(*d)))).collect();
     let df = ctx
         .read_table(provider)?
@@ -230,8 +243,49 @@ pub async fn ids_in_partitions(table: &DeltaTable, dates: &[i32]) -> Result<Hash
         .select_columns(&[c::ID])?;
     let mut stream = df.execute_stream().await?;
     while let Some(batch) = stream.try_next().await? {
-        let ids = deltalake::arrow::array::cast::as_string_array(batch.column(0));
-        out.extend(ids.iter().flatten().map(id_key));
+        extend_keys(&mut out, batch.column(0))?;
+    }
+    Ok(out)
+}
+
+/// Paths (relative to the table) of the live files in the given date partitions.
+pub fn files_in_partitions(table: &DeltaTable, dates: &BTreeSet<String>) -> Result<HashSet<String>> {
+    let snapshot = table
+        .snapshot()
+        .map_err(|e| Error::Delta { action: "reading", table: table.table_url().to_string(), source: Box::new(e) })?;
+    Ok(snapshot
+        .log_data()
+        .iter()
+        .filter(|f| f.partition_values_map().get(PARTITION_COLUMN).cloned().flatten().is_some_and(|d| dates.contains(&d)))
+        .map(|f| f.path().to_string())
+        .collect())
+}
+
+/// Dedupe keys of the ids in the given data files (paths relative to the table), reading only
+/// the `id` column.
+#[allow(deprecated)] // ParquetObjectReader: its replacement is not yet in a release delta-rs uses
+pub async fn ids_in_files(table: &DeltaTable, paths: &[String]) -> Result<Vec<u128>> {
+    use deltalake::parquet::arrow::ProjectionMask;
+    use deltalake::parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
+    let store = table.object_store();
+    let read_err = |e: deltalake::parquet::errors::ParquetError| Error::Delta {
+        action: "reading",
+        table: table.table_url().to_string(),
+        source: Box::new(e.into()),
+    };
+    let mut out = Vec::new();
+    for path in paths {
+        let location = Path::from_url_path(path).map_err(|e| Error::Store { path: path.clone(), source: Box::new(e.into()) })?;
+        let builder = ParquetRecordBatchStreamBuilder::new(ParquetObjectReader::new(store.clone(), location))
+            .await
+            .map_err(read_err)?;
+        let mask = ProjectionMask::columns(builder.parquet_schema(), [c::ID]);
+        let mut stream = builder.with_projection(mask).build().map_err(read_err)?;
+        while let Some(batch) = stream.try_next().await.map_err(read_err)? {
+            let mut keys = HashSet::new();
+            extend_keys(&mut keys, batch.column(0))?;
+            out.extend(keys);
+        }
     }
     Ok(out)
 }
@@ -249,7 +303,7 @@ pub struct PartitionStats {
 #[derive(Debug, Clone, Serialize)]
 pub struct TableStats {
     pub table: String,
-    pub version: i64,
+    pub version: u64,
     pub rows: u64,
     pub files: u64,
     pub bytes: u64,
@@ -260,7 +314,7 @@ pub struct TableStats {
 /// One commit of the table's log.
 #[derive(Debug, Clone, Serialize)]
 pub struct CommitSummary {
-    pub version: Option<i64>,
+    pub version: Option<u64>,
     pub timestamp: Option<String>,
     pub operation: Option<String>,
 }

@@ -41,6 +41,7 @@ pub mod error;
 pub mod generate;
 pub mod ingest;
 pub mod lake;
+pub mod maintain;
 pub mod query;
 pub mod schema;
 

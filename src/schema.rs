@@ -62,6 +62,17 @@ pub fn tag_item_field() -> Arc<Field> {
     Arc::new(Field::new("element", DataType::Utf8, true))
 }
 
+/// A type as people read it, for `auditlake schema`.
+pub fn type_name(t: &DataType) -> String {
+    match t {
+        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => "string".into(),
+        DataType::Timestamp(TimeUnit::Microsecond, Some(tz)) => format!("timestamp (µs, {tz})"),
+        DataType::Date32 => "date".into(),
+        DataType::List(item) => format!("list<{}>", type_name(item.data_type())),
+        other => other.to_string(),
+    }
+}
+
 /// A short human description of each column, for `auditlake schema`.
 pub fn describe(column: &str) -> &'static str {
     match column {
@@ -83,7 +94,7 @@ pub fn describe(column: &str) -> &'static str {
         col::REVISION_ID => "extra_data.revision_id (workflow actions)",
         col::EXTRA_DATA => "the whole extra_data object as JSON text",
         col::EXTRA => "top-level fields the schema does not name, as a JSON object",
-        col::INGESTED_AT => "when auditlake committed this row",
+        col::INGESTED_AT => "when the ingest run that wrote this row started",
         col::SOURCE => "input file or URL and line the row came from",
         _ => "",
     }

@@ -148,6 +148,7 @@ async fn read_lake_file(lake: &Lake, reported: &str) -> String {
     if reported.starts_with("memory:") {
         let rel = reported.split("/_rejected/").nth(1).unwrap();
         let path = lake.path(&format!("_rejected/{rel}"));
+        use object_store::ObjectStoreExt;
         let store = object_store_of(lake);
         let bytes = store.get(&path).await.unwrap().bytes().await.unwrap();
         String::from_utf8(bytes.to_vec()).unwrap()

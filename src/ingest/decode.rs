@@ -235,7 +235,7 @@ impl Scanner {
 
         if self.in_string {
             self.push(b);
-            if self.collecting_key && !(b == b'"' && !self.escape) {
+            if self.collecting_key && (b != b'"' || self.escape) {
                 self.key.push(b);
             }
             if self.escape {

@@ -9,11 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use deltalake::arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use deltalake::arrow::array::{AsArray, BooleanArray, RecordBatch};
 use deltalake::arrow::compute::filter_record_batch;
 use deltalake::arrow::datatypes::Date32Type;
 use deltalake::kernel::Action;
-use deltalake::kernel::transaction::CommitBuilder;
+use deltalake::DeltaTableError;
+use deltalake::kernel::transaction::{CommitBuilder, TransactionError};
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use deltalake::protocol::{DeltaOperation, SaveMode};
@@ -69,7 +70,7 @@ pub struct IngestMetrics {
     pub files_written: u64,
     pub bytes_written: u64,
     /// The version this run committed; `None` when there was nothing new to commit.
-    pub table_version: Option<i64>,
+    pub table_version: Option<u64>,
     pub seconds: f64,
     pub rows_per_sec: f64,
 }
@@ -85,7 +86,6 @@ pub async fn ingest(lake: &Lake, opts: &IngestOptions) -> Result<IngestMetrics> 
     let started = Instant::now();
     let inputs = source::resolve(&opts.inputs)?;
     let mut table = lake.load_or_create().await?;
-    let read_version = table.version();
 
     let now = chrono::Utc::now();
     let run_id = format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), &uuid::Uuid::new_v4().simple().to_string()[..8]);
@@ -93,7 +93,7 @@ pub async fn ingest(lake: &Lake, opts: &IngestOptions) -> Result<IngestMetrics> 
     let mut metrics = IngestMetrics { inputs: inputs.len(), ..Default::default() };
 
     let bytes_read = Arc::new(AtomicU64::new(0));
-    let total: Option<u64> = inputs.iter().map(Input::len).sum();
+    let total: Option<u64> = inputs.iter().map(Input::size).sum();
     let bar = progress_bar(opts.progress, total);
 
     let (tx, mut rx) = mpsc::channel::<Msg>(4);
@@ -112,8 +112,10 @@ pub async fn ingest(lake: &Lake, opts: &IngestOptions) -> Result<IngestMetrics> 
         .with_writer_properties(writer_properties())
         .with_target_file_size(opts.target_file_size);
 
-    // Dedupe state: keys of ids in the table's loaded partitions plus this run's rows.
-    let mut seen: HashSet<u128> = HashSet::new();
+    // Dedupe state: keys of ids already in the table's loaded partitions, and of this run's
+    // rows (kept apart so that a concurrent commit can be checked against ours alone).
+    let mut existing: HashSet<u128> = HashSet::new();
+    let mut ours: HashSet<u128> = HashSet::new();
     let mut loaded: HashSet<i32> = HashSet::new();
     let mut touched: BTreeSet<i32> = BTreeSet::new();
 
@@ -145,11 +147,17 @@ pub async fn ingest(lake: &Lake, opts: &IngestOptions) -> Result<IngestMetrics> 
                 let dates = batch.column_by_name(PARTITION_COLUMN).expect("date column").as_primitive::<Date32Type>();
                 let new: Vec<i32> = dates.values().iter().copied().filter(|d| !loaded.contains(d)).collect::<BTreeSet<_>>().into_iter().collect();
                 if !new.is_empty() {
-                    seen.extend(lake::ids_in_partitions(&table, &new).await?);
+                    existing.extend(lake::ids_in_partitions(&table, &new).await?);
                     loaded.extend(new);
                 }
                 let ids = batch.column_by_name(col::ID).expect("id column").as_string::<i32>();
-                let keep: BooleanArray = ids.iter().map(|id| Some(seen.insert(lake::id_key(id.unwrap_or_default())))).collect();
+                let keep: BooleanArray = ids
+                    .iter()
+                    .map(|id| {
+                        let key = lake::id_key(id.unwrap_or_default());
+                        Some(!existing.contains(&key) && ours.insert(key))
+                    })
+                    .collect();
                 let fresh = filter_record_batch(&batch, &keep)?;
                 metrics.duplicates += (batch.num_rows() - fresh.num_rows()) as u64;
                 if fresh.num_rows() == 0 {
@@ -182,10 +190,42 @@ pub async fn ingest(lake: &Lake, opts: &IngestOptions) -> Result<IngestMetrics> 
             ("auditlake.duplicates".to_string(), metrics.duplicates.into()),
             ("auditlake.rejected".to_string(), metrics.rejected.into()),
         ]);
+        let actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
+        let dates: BTreeSet<String> = metrics.partitions.iter().cloned().collect();
+        drop(existing);
+        let version = commit(lake, &mut table, actions, app_metadata, &dates, &ours).await?;
+        metrics.table_version = Some(version);
+    }
+
+    metrics.seconds = started.elapsed().as_secs_f64();
+    metrics.rows_per_sec = if metrics.seconds > 0.0 { metrics.read as f64 / metrics.seconds } else { 0.0 };
+    Ok(metrics)
+}
+
+/// Commits the run's files as one append.
+///
+/// Delta lets two appends commit one after the other without conflict, but two ingests of
+/// overlapping input could then both add the same id. So the commit is attempted only on the
+/// version this run deduplicated against; when another writer got there first, the files it
+/// added to this run's partitions are checked for this run's ids (a compaction's rewritten files
+/// hold only ids that were there before, so it never counts as overlap). No overlap: commit on
+/// the new version. Overlap: fail without committing, so that rerunning (which dedupes against the new
+/// version) finishes the job with nothing doubled.
+async fn commit(
+    lake: &Lake,
+    table: &mut deltalake::DeltaTable,
+    actions: Vec<Action>,
+    app_metadata: HashMap<String, serde_json::Value>,
+    dates: &BTreeSet<String>,
+    ours: &HashSet<u128>,
+) -> Result<u64> {
+    let mut known_files = lake::files_in_partitions(table, dates)?;
+    for _attempt in 0..100 {
         let snapshot = table.snapshot().map_err(|e| lake.delta_err("committing", e))?.clone();
-        let committed = CommitBuilder::default()
-            .with_actions(adds.into_iter().map(Action::Add).collect())
-            .with_app_metadata(app_metadata)
+        let result = CommitBuilder::default()
+            .with_actions(actions.clone())
+            .with_app_metadata(app_metadata.clone())
+            .with_max_retries(0)
             .build(
                 Some(&snapshot),
                 table.log_store(),
@@ -195,24 +235,32 @@ pub async fn ingest(lake: &Lake, opts: &IngestOptions) -> Result<IngestMetrics> 
                     predicate: None,
                 },
             )
-            .await
-            .map_err(|e| lake.delta_err("committing", e))?;
-        metrics.table_version = Some(committed.version);
-        table.update_state().await.map_err(|e| lake.delta_err("reloading", e))?;
+            .await;
+        match result {
+            Ok(done) => return Ok(done.version),
+            Err(DeltaTableError::Transaction { source: TransactionError::MaxCommitAttempts(_) })
+            | Err(DeltaTableError::VersionAlreadyExists(_)) => {
+                table.update_state().await.map_err(|e| lake.delta_err("reloading", e))?;
+                let now_files = lake::files_in_partitions(table, dates)?;
+                let added: Vec<String> = now_files.difference(&known_files).cloned().collect();
+                let theirs = lake::ids_in_files(table, &added).await?;
+                if theirs.iter().any(|k| ours.contains(k)) {
+                    return Err(Error::ConcurrentOverlap);
+                }
+                known_files = now_files;
+            }
+            Err(e) => return Err(lake.delta_err("committing", e)),
+        }
     }
-    let _ = read_version;
-
-    metrics.seconds = started.elapsed().as_secs_f64();
-    metrics.rows_per_sec = if metrics.seconds > 0.0 { metrics.read as f64 / metrics.seconds } else { 0.0 };
-    Ok(metrics)
+    Err(Error::ConcurrentOverlap)
 }
 
 /// Parquet settings: zstd, row groups small enough to bound writer memory and to prune well,
 /// a bloom filter on `id` for point lookups.
-fn writer_properties() -> WriterProperties {
+pub(crate) fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid zstd level")))
-        .set_max_row_group_size(128 * 1024)
+        .set_max_row_group_row_count(Some(128 * 1024))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_column_bloom_filter_enabled(col::ID.into(), true)
         .set_column_bloom_filter_fpp(col::ID.into(), 0.01)

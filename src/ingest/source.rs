@@ -28,7 +28,7 @@ impl Input {
     }
 
     /// Size on disk, when known, for progress.
-    pub fn len(&self) -> Option<u64> {
+    pub fn size(&self) -> Option<u64> {
         match self {
             Input::Stdin => None,
             Input::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),

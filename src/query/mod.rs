@@ -21,7 +21,7 @@ use datafusion::prelude::{DataFrame, SessionConfig, SessionContext, col, lit};
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::Statement;
-use datafusion::execution::options::SQLOptions;
+use datafusion::execution::context::SQLOptions;
 
 use crate::error::{Error, Result};
 use crate::lake::{self, Lake};
@@ -34,7 +34,7 @@ pub use window::Window;
 pub struct Session {
     pub ctx: SessionContext,
     /// `None` when the lake has no table yet (queries see an empty table).
-    pub version: Option<i64>,
+    pub version: Option<u64>,
 }
 
 /// Days since the epoch, as DataFusion's Date32 literal.
@@ -49,7 +49,7 @@ fn ts_lit(t: chrono::DateTime<chrono::Utc>) -> datafusion::prelude::Expr {
 
 /// Opens a read session over the lake at its latest version (or `version`), restricted to
 /// `window`.
-pub async fn open(lake: &Lake, window: &Window, version: Option<i64>) -> Result<Session> {
+pub async fn open(lake: &Lake, window: &Window, version: Option<u64>) -> Result<Session> {
     // Two cores here; DataFusion's default is one partition per core. Enable Parquet filter
     // pushdown so point lookups skip pages, not only row groups.
     let config = SessionConfig::new()
@@ -61,7 +61,7 @@ pub async fn open(lake: &Lake, window: &Window, version: Option<i64>) -> Result<
     let (df, version) = match &table {
         Some(table) => {
             lake::session_for(table, &ctx)?;
-            let provider = table.table_provider().await.map_err(|e| lake.delta_err("reading", e))?;
+            let provider = table.table_provider().await?;
             (ctx.read_table(provider)?, table.version())
         }
         None => {

@@ -7,7 +7,10 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use datafusion::arrow::array::RecordBatch;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::csv;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::json::{ArrayWriter, LineDelimitedWriter};
@@ -51,6 +54,42 @@ fn sink(out: Option<&Path>) -> Result<Box<dyn Write + Send>> {
     })
 }
 
+/// CSV has no lists: a list column (such as `tags`) becomes its JSON text, `["a","b"]`.
+fn lists_as_json_text(batch: &RecordBatch) -> Result<RecordBatch> {
+    if !batch.schema().fields().iter().any(|f| matches!(f.data_type(), DataType::List(_) | DataType::LargeList(_))) {
+        return Ok(batch.clone());
+    }
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if !matches!(field.data_type(), DataType::List(_) | DataType::LargeList(_)) {
+            fields.push(field.as_ref().clone());
+            columns.push(column.clone());
+            continue;
+        }
+        let one = RecordBatch::try_new(Arc::new(Schema::new(vec![field.as_ref().clone()])), vec![column.clone()])?;
+        let mut buf = Vec::new();
+        {
+            let mut jw = LineDelimitedWriter::new(&mut buf);
+            jw.write(&one)?;
+            jw.finish()?;
+        }
+        // One `{"name": [...]}` line per row; a null list writes `{}`.
+        let key = format!("{{{}:", serde_json::to_string(field.name()).expect("string"));
+        let texts: StringArray = buf
+            .split(|b| *b == b'\n')
+            .take(batch.num_rows())
+            .map(|line| {
+                let line = std::str::from_utf8(line).unwrap_or("");
+                line.strip_prefix(&key).and_then(|rest| rest.strip_suffix('}')).map(str::to_string)
+            })
+            .collect();
+        fields.push(Field::new(field.name(), DataType::Utf8, true));
+        columns.push(Arc::new(texts));
+    }
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+}
+
 /// Runs `df` and writes its rows in `format`; returns the row count.
 pub async fn write(df: DataFrame, format: OutputFormat, out: Option<&Path>) -> Result<u64> {
     let name = out.map_or("stdout".to_string(), |p| p.display().to_string());
@@ -80,10 +119,6 @@ pub async fn write(df: DataFrame, format: OutputFormat, out: Option<&Path>) -> R
                     jw.write(b)?;
                 }
                 jw.finish()?;
-                if rows == 0 {
-                    // arrow writes nothing for no rows; an empty array is still valid JSON.
-                    w.write_all(b"[]").map_err(io_err)?;
-                }
                 w.write_all(b"\n").map_err(io_err)?;
             }
         }
@@ -92,11 +127,11 @@ pub async fn write(df: DataFrame, format: OutputFormat, out: Option<&Path>) -> R
             let mut wrote = false;
             while let Some(b) = stream.try_next().await? {
                 rows += b.num_rows() as u64;
-                cw.write(&b)?;
+                cw.write(&lists_as_json_text(&b)?)?;
                 wrote = true;
             }
             if !wrote {
-                cw.write(&RecordBatch::new_empty(schema))?;
+                cw.write(&lists_as_json_text(&RecordBatch::new_empty(schema))?)?;
             }
         }
         OutputFormat::Ndjson => {

@@ -25,10 +25,10 @@ impl Window {
     pub fn parse(since: Option<&str>, until: Option<&str>, now: DateTime<Utc>) -> Result<Window, String> {
         let since = since.map(|s| parse_point(s, now, false)).transpose()?;
         let until = until.map(|s| parse_point(s, now, true)).transpose()?;
-        if let (Some(a), Some(b)) = (since, until) {
-            if a >= b {
-                return Err(format!("--since ({}) is not before --until ({})", a.to_rfc3339(), b.to_rfc3339()));
-            }
+        if let (Some(a), Some(b)) = (since, until)
+            && a >= b
+        {
+            return Err(format!("--since ({}) is not before --until ({})", a.to_rfc3339(), b.to_rfc3339()));
         }
         Ok(Window { since, until })
     }
