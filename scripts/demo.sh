@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/auditlake-target}"
-cargo build --quiet --bin auditlake
+# Build exactly what the tests build, so the demo and the tests share one set of compiled
+# dependencies (a plain `cargo build` unifies features differently and rebuilds DataFusion).
+cargo build --quiet --tests
 bin="$CARGO_TARGET_DIR/debug/auditlake"
 
 echo "== ingest sample-data/ (malformed/ holds bad records on purpose: exit status 3)"
