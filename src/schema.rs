@@ -5,7 +5,10 @@
 
 use std::sync::Arc;
 
+use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use deltalake::arrow::error::ArrowError;
 
 /// The Delta table's name under the lake root.
 pub const TABLE_NAME: &str = "audit_log";
@@ -126,6 +129,23 @@ pub fn arrow_schema() -> SchemaRef {
         Field::new(col::INGESTED_AT, timestamp_type(), true),
         s(col::SOURCE),
     ]))
+}
+
+/// Casts a batch read back from the table (DataFusion reads strings as Utf8View) to the
+/// table's own types, column by column, by name.
+pub fn conform(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+    let target = arrow_schema();
+    let columns = target
+        .fields()
+        .iter()
+        .map(|f| {
+            let column = batch
+                .column_by_name(f.name())
+                .ok_or_else(|| ArrowError::SchemaError(format!("column {} missing", f.name())))?;
+            cast(column, f.data_type())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(target, columns)
 }
 
 #[cfg(test)]

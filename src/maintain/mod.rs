@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::ingest::run::writer_properties;
 use crate::lake::{self, Lake};
 use crate::query::Window;
-use crate::schema::{PARTITION_COLUMN, col as c};
+use crate::schema::{self, PARTITION_COLUMN, col as c};
 use plan::{FileInfo, PartitionPlan};
 
 fn live_files(lake: &Lake, table: &DeltaTable) -> Result<Vec<FileInfo>> {
@@ -121,7 +121,7 @@ pub async fn compact(lake: &Lake, opts: &CompactOptions) -> Result<CompactMetric
             let ids = deltalake::arrow::compute::cast(batch.column_by_name(c::ID).expect("id"), &deltalake::arrow::datatypes::DataType::Utf8)?;
             let keep: BooleanArray =
                 ids.as_string::<i32>().iter().map(|id| Some(seen.insert(lake::id_key(id.unwrap_or_default())))).collect();
-            let kept = filter_record_batch(&batch, &keep)?;
+            let kept = schema::conform(&filter_record_batch(&batch, &keep)?)?;
             dups += (batch.num_rows() - kept.num_rows()) as u64;
             m.rows += kept.num_rows() as u64;
             if kept.num_rows() > 0 {
