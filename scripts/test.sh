@@ -6,6 +6,10 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/auditlake-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 command -v cargo >/dev/null || { echo "error: cargo not found; install Rust from https://rustup.rs" >&2; exit 1; }
+# The S3 tests run against a real S3-protocol server on loopback, started here.
+eval "$(./scripts/s3-server.sh start)"
+trap './scripts/s3-server.sh stop' EXIT
+
 # Doc examples first, so the last summary printed is the whole suite's.
 cargo test --doc
 if cargo nextest --version >/dev/null 2>&1; then

@@ -62,9 +62,11 @@ zcat torq-*.json.gz | auditlake ingest -\n  auditlake --lake /srv/lake ingest ba
     ///
     /// Queries are read-only: DDL, DML, COPY and SET are refused. `--since/--until` restrict
     /// every query to a window (and prune date partitions).
-    #[command(after_help = "Examples:\n  auditlake query \"SELECT action, count(*) FROM audit_log GROUP BY 1 ORDER BY 2 DESC\"\n  \
+    #[command(
+        after_help = "Examples:\n  auditlake query \"SELECT action, count(*) FROM audit_log GROUP BY 1 ORDER BY 2 DESC\"\n  \
 auditlake query --name by_action --since 7d\n  auditlake query --name actor_timeline --param email=dana@acme.example\n  \
-auditlake query --list\n  auditlake query --name by_tag --format csv --out tags.csv")]
+auditlake query --list\n  auditlake query --name by_tag --format csv --out tags.csv"
+    )]
     Query(QueryArgs),
 
     /// Find events by action, person, tag, scenario ... without writing SQL (newest first)
@@ -400,7 +402,8 @@ fn parse_param(text: &str) -> Result<(String, String), String> {
 }
 
 fn parse_date(text: &str) -> Result<chrono::NaiveDate, String> {
-    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| format!("invalid date '{text}': expected YYYY-MM-DD"))
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| format!("invalid date '{text}': expected YYYY-MM-DD"))
 }
 
 fn window(args: &WindowArgs) -> Result<Window> {
@@ -449,7 +452,10 @@ pub async fn run(cli: Cli) -> Result<u8> {
             let df = crate::query::search::search(&session, &filters).await?;
             let rows = crate::query::output::write(df, args.output.format.into(), args.output.out.as_deref()).await?;
             if say {
-                eprintln!("{rows} events{}", if Some(rows as usize) == filters.limit { " (limit reached; --limit 0 for all)" } else { "" });
+                eprintln!(
+                    "{rows} events{}",
+                    if Some(rows as usize) == filters.limit { " (limit reached; --limit 0 for all)" } else { "" }
+                );
             }
             Ok(0)
         }
@@ -476,7 +482,14 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 for f in schema.fields() {
                     let ty = schema::type_name(f.data_type());
                     let ty = if f.name() == schema::PARTITION_COLUMN { format!("{ty} (partition)") } else { ty };
-                    writeln!(out, "{:<14} {:<22} {:<5} {}", f.name(), ty, if f.is_nullable() { "yes" } else { "no" }, schema::describe(f.name()))?;
+                    writeln!(
+                        out,
+                        "{:<14} {:<22} {:<5} {}",
+                        f.name(),
+                        ty,
+                        if f.is_nullable() { "yes" } else { "no" },
+                        schema::describe(f.name())
+                    )?;
                 }
             }
             Ok(0)
@@ -493,9 +506,20 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 writeln!(out, "table    {}", stats.table)?;
                 writeln!(out, "version  {}", stats.version)?;
                 if let Some(c) = &stats.last_commit {
-                    writeln!(out, "last     {} {}", c.timestamp.as_deref().unwrap_or("?"), c.operation.as_deref().unwrap_or("?"))?;
+                    writeln!(
+                        out,
+                        "last     {} {}",
+                        c.timestamp.as_deref().unwrap_or("?"),
+                        c.operation.as_deref().unwrap_or("?")
+                    )?;
                 }
-                writeln!(out, "rows     {}\nfiles    {}\nbytes    {}", stats.rows, stats.files, human_bytes(stats.bytes))?;
+                writeln!(
+                    out,
+                    "rows     {}\nfiles    {}\nbytes    {}",
+                    stats.rows,
+                    stats.files,
+                    human_bytes(stats.bytes)
+                )?;
                 writeln!(out, "\n{:<12} {:>10} {:>6} {:>10}", "date", "rows", "files", "bytes")?;
                 for p in &stats.partitions {
                     writeln!(out, "{:<12} {:>10} {:>6} {:>10}", p.date, p.rows, p.files, human_bytes(p.bytes))?;
@@ -504,44 +528,80 @@ pub async fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Compact(args) => {
-            let opts = crate::maintain::CompactOptions { target_size: args.target_size, window: window(&args.window)?, dry_run: args.dry_run };
+            let opts = crate::maintain::CompactOptions {
+                target_size: args.target_size,
+                window: window(&args.window)?,
+                dry_run: args.dry_run,
+            };
             let m = crate::maintain::compact(&lake, &opts).await.context("compaction failed")?;
             if args.format == SummaryFormat::Json {
                 println!("{}", serde_json::to_string_pretty(&m)?);
             } else if say {
                 let verb = if m.dry_run { "would compact" } else { "compacted" };
-                eprintln!("{verb} {} partition(s): {} files ({}) -> {} files ({}), {} rows, {} duplicates removed, {:.2} s",
-                    m.partitions.len(), m.files_before, human_bytes(m.bytes_before), m.files_after, human_bytes(m.bytes_after), m.rows, m.duplicates_removed, m.seconds);
+                eprintln!(
+                    "{verb} {} partition(s): {} files ({}) -> {} files ({}), {} rows, {} duplicates removed, {:.2} s",
+                    m.partitions.len(),
+                    m.files_before,
+                    human_bytes(m.bytes_before),
+                    m.files_after,
+                    human_bytes(m.bytes_after),
+                    m.rows,
+                    m.duplicates_removed,
+                    m.seconds
+                );
                 for p in &m.partitions {
                     eprintln!("  {}  {} files  {}", p.date, p.files.len(), human_bytes(p.bytes));
                 }
-                if let Some(v) = m.table_version { eprintln!("  committed version {v}, checkpoint written"); }
+                if let Some(v) = m.table_version {
+                    eprintln!("  committed version {v}, checkpoint written");
+                }
             }
             Ok(0)
         }
         Command::Retention(args) => {
-            let opts = crate::maintain::RetentionOptions { keep: args.keep, dry_run: args.dry_run, force: args.force, today: crate::maintain::today() };
+            let opts = crate::maintain::RetentionOptions {
+                keep: args.keep,
+                dry_run: args.dry_run,
+                force: args.force,
+                today: crate::maintain::today(),
+            };
             let m = crate::maintain::retention(&lake, &opts).await.context("retention failed")?;
             if args.format == SummaryFormat::Json {
                 println!("{}", serde_json::to_string_pretty(&m)?);
             } else if say {
                 let verb = if m.dry_run { "would drop" } else { "dropped" };
-                eprintln!("{verb} {} partition(s) before {}: {} files, {} rows, {}",
-                    m.dropped_partitions.len(), m.cutoff, m.files_removed, m.rows_removed, human_bytes(m.bytes_removed));
-                for d in &m.dropped_partitions { eprintln!("  {d}"); }
-                if let Some(v) = m.table_version { eprintln!("  committed version {v}; run `auditlake vacuum` to delete the files"); }
+                eprintln!(
+                    "{verb} {} partition(s) before {}: {} files, {} rows, {}",
+                    m.dropped_partitions.len(),
+                    m.cutoff,
+                    m.files_removed,
+                    m.rows_removed,
+                    human_bytes(m.bytes_removed)
+                );
+                for d in &m.dropped_partitions {
+                    eprintln!("  {d}");
+                }
+                if let Some(v) = m.table_version {
+                    eprintln!("  committed version {v}; run `auditlake vacuum` to delete the files");
+                }
             }
             Ok(0)
         }
         Command::Vacuum(args) => {
-            let opts = crate::maintain::VacuumOptions { older_than: args.older_than, dry_run: args.dry_run, force: args.force };
+            let opts = crate::maintain::VacuumOptions {
+                older_than: args.older_than,
+                dry_run: args.dry_run,
+                force: args.force,
+            };
             let m = crate::maintain::vacuum(&lake, &opts).await.context("vacuum failed")?;
             if args.format == SummaryFormat::Json {
                 println!("{}", serde_json::to_string_pretty(&m)?);
             } else if say {
                 let verb = if m.dry_run { "would delete" } else { "deleted" };
                 eprintln!("{verb} {} unreferenced file(s), {:.2} s", m.files_deleted.len(), m.seconds);
-                for f in &m.files_deleted { eprintln!("  {f}"); }
+                for f in &m.files_deleted {
+                    eprintln!("  {f}");
+                }
             }
             Ok(0)
         }
@@ -554,7 +614,13 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 writeln!(out, "{:>7}  {:<24}  {:<14}  metrics", "version", "time", "operation")?;
                 for e in &entries {
                     let metrics = e.metrics.as_ref().map(|m| m.to_string()).unwrap_or_default();
-                    writeln!(out, "{:>7}  {:<24}  {:<14}  {metrics}", e.version, e.timestamp.as_deref().unwrap_or("?"), e.operation.as_deref().unwrap_or("?"))?;
+                    writeln!(
+                        out,
+                        "{:>7}  {:<24}  {:<14}  {metrics}",
+                        e.version,
+                        e.timestamp.as_deref().unwrap_or("?"),
+                        e.operation.as_deref().unwrap_or("?")
+                    )?;
                 }
             }
             Ok(0)
@@ -578,10 +644,14 @@ pub async fn run(cli: Cli) -> Result<u8> {
             };
             let written = match &args.out {
                 Some(path) => {
-                    let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+                    let file =
+                        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
                     crate::generate::generate(&opts, &mut std::io::BufWriter::with_capacity(1 << 20, file))?
                 }
-                None => crate::generate::generate(&opts, &mut std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock()))?,
+                None => crate::generate::generate(
+                    &opts,
+                    &mut std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock()),
+                )?,
             };
             if say {
                 eprintln!("generated {written} entries ({} distinct events over {} days)", args.events, args.days);
@@ -596,7 +666,11 @@ async fn query(lake: &Lake, args: QueryArgs, say: bool) -> Result<u8> {
         let all = named::catalog(args.queries.as_deref())?;
         let mut out = std::io::stdout().lock();
         for q in all.values() {
-            let params = if q.params.is_empty() { String::new() } else { format!("  [--param {}]", q.params.iter().map(|p| format!("{p}=...")).collect::<Vec<_>>().join(" ")) };
+            let params = if q.params.is_empty() {
+                String::new()
+            } else {
+                format!("  [--param {}]", q.params.iter().map(|p| format!("{p}=...")).collect::<Vec<_>>().join(" "))
+            };
             let origin = if q.origin == "embedded" { String::new() } else { format!("  ({})", q.origin) };
             writeln!(out, "{:<20} {}{params}{origin}", q.name, q.description)?;
         }
@@ -604,7 +678,10 @@ async fn query(lake: &Lake, args: QueryArgs, say: bool) -> Result<u8> {
     }
     let session = crate::query::open(lake, &window(&args.window)?, args.output.as_of_version).await?;
     if session.version.is_none() && say {
-        eprintln!("note: no table at {} yet; the result is empty (run `auditlake ingest` first)", lake.display_path(schema::TABLE_NAME));
+        eprintln!(
+            "note: no table at {} yet; the result is empty (run `auditlake ingest` first)",
+            lake.display_path(schema::TABLE_NAME)
+        );
     }
     let df = match (&args.sql, &args.name) {
         (Some(sql), _) => {
@@ -617,7 +694,9 @@ async fn query(lake: &Lake, args: QueryArgs, say: bool) -> Result<u8> {
             let q = named::find(name, args.queries.as_deref())?;
             let given: HashMap<String, String> = args.params.into_iter().collect();
             let params = q.param_values(&given)?;
-            let df = crate::query::sql(&session, &q.sql).await.with_context(|| format!("named query '{}' ({})", q.name, q.origin))?;
+            let df = crate::query::sql(&session, &q.sql)
+                .await
+                .with_context(|| format!("named query '{}' ({})", q.name, q.origin))?;
             match params {
                 Some(p) => df.with_param_values(p)?,
                 None => df,

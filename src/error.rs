@@ -29,7 +29,9 @@ pub enum Error {
     Query(#[from] Box<DataFusionError>),
 
     /// The SQL would change data or files; the query surface is read-only.
-    #[error("refused: {statement} is not allowed; auditlake queries are read-only (SELECT, WITH, EXPLAIN, SHOW, DESCRIBE)")]
+    #[error(
+        "refused: {statement} is not allowed; auditlake queries are read-only (SELECT, WITH, EXPLAIN, SHOW, DESCRIBE)"
+    )]
     ReadOnly { statement: String },
 
     /// `--name` names no embedded or user query.

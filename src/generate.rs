@@ -88,43 +88,116 @@ impl Rng {
 
 /// (action, weight). Weights shape the mix: edits and case work dominate.
 const ACTIONS: &[(&str, u32)] = &[
-    ("User invited", 4), ("User accepted invitation", 3), ("User role updated", 3), ("User deleted", 2),
-    ("User logged in", 60), ("User logged out", 25), ("User switched accounts", 8),
-    ("Workflow created", 10), ("Workflow deleted", 3), ("Workflow updated", 160), ("Workflow published", 30),
-    ("Workflow unpublished", 4), ("Workflow edited", 90), ("Workflow reverted", 3), ("Workflow enabled", 8),
+    ("User invited", 4),
+    ("User accepted invitation", 3),
+    ("User role updated", 3),
+    ("User deleted", 2),
+    ("User logged in", 60),
+    ("User logged out", 25),
+    ("User switched accounts", 8),
+    ("Workflow created", 10),
+    ("Workflow deleted", 3),
+    ("Workflow updated", 160),
+    ("Workflow published", 30),
+    ("Workflow unpublished", 4),
+    ("Workflow edited", 90),
+    ("Workflow reverted", 3),
+    ("Workflow enabled", 8),
     ("Workflow disabled", 6),
-    ("Workspace variable created", 4), ("Workspace variable updated", 6), ("Workspace variable deleted", 2),
-    ("Email address added", 2), ("Email address removed", 1), ("Webhook added", 2), ("Webhook removed", 1),
-    ("Webhook authentication headers added", 1), ("Webhook authentication headers removed", 1),
+    ("Workspace variable created", 4),
+    ("Workspace variable updated", 6),
+    ("Workspace variable deleted", 2),
+    ("Email address added", 2),
+    ("Email address removed", 1),
+    ("Webhook added", 2),
+    ("Webhook removed", 1),
+    ("Webhook authentication headers added", 1),
+    ("Webhook authentication headers removed", 1),
     ("Webhook authentication headers updated", 1),
-    ("API key enabled", 2), ("API key deleted", 1),
-    ("Secret created", 3), ("Secret deleted", 1), ("Secret updated", 4),
-    ("Integration created", 4), ("Integration deleted", 1), ("Integration updated", 6),
-    ("Custom step created", 2), ("Custom step deleted", 1),
-    ("Runner created", 1), ("Runner deleted", 1),
-    ("IdP connection created", 1), ("IdP connection updated", 1), ("IdP connection enabled", 1),
+    ("API key enabled", 2),
+    ("API key deleted", 1),
+    ("Secret created", 3),
+    ("Secret deleted", 1),
+    ("Secret updated", 4),
+    ("Integration created", 4),
+    ("Integration deleted", 1),
+    ("Integration updated", 6),
+    ("Custom step created", 2),
+    ("Custom step deleted", 1),
+    ("Runner created", 1),
+    ("Runner deleted", 1),
+    ("IdP connection created", 1),
+    ("IdP connection updated", 1),
+    ("IdP connection enabled", 1),
     ("IdP connection disabled", 1),
-    ("IdP claims mapping created", 1), ("IdP claims mapping updated", 1), ("IdP claims mapping deleted", 1),
+    ("IdP claims mapping created", 1),
+    ("IdP claims mapping updated", 1),
+    ("IdP claims mapping deleted", 1),
     ("User login failed", 12),
-    ("Case Created", 40), ("Case Updated", 120), ("Case Deleted", 2), ("Observable Created", 30),
-    ("Observable Updated", 10), ("Observable Associated with Case", 15), ("Observable Dissociated from Case", 3),
-    ("Attachment Added to Case", 6), ("Attachment Removed from Case", 1), ("Workspace Configuration Updated", 1),
-    ("Cases Linked", 3), ("Link Between Cases Updated", 1), ("Cases Unlinked", 1), ("Case Context Updated", 8),
-    ("Note Created", 20), ("Note Updated", 6), ("Note Removed", 1),
+    ("Case Created", 40),
+    ("Case Updated", 120),
+    ("Case Deleted", 2),
+    ("Observable Created", 30),
+    ("Observable Updated", 10),
+    ("Observable Associated with Case", 15),
+    ("Observable Dissociated from Case", 3),
+    ("Attachment Added to Case", 6),
+    ("Attachment Removed from Case", 1),
+    ("Workspace Configuration Updated", 1),
+    ("Cases Linked", 3),
+    ("Link Between Cases Updated", 1),
+    ("Cases Unlinked", 1),
+    ("Case Context Updated", 8),
+    ("Note Created", 20),
+    ("Note Updated", 6),
+    ("Note Removed", 1),
 ];
 
 const SCENARIOS: &[&str] = &[
-    "ASSOCIATED_OBSERVABLE_CREATED", "ATTACHMENT_CREATED", "CASE_ASSIGNEE_UPDATED", "CASE_CATEGORY_UPDATED",
-    "CASE_CREATED", "CASE_EVENT_UPDATED", "CASE_SEVERITY_UPDATED", "CASE_STATE_UPDATED", "CASE_TAGS_UPDATED",
-    "CASE_UPDATED", "CASE_VIEW_CHANGED", "COMMENT_CREATED", "CUSTOM_FIELD_UPDATED", "LINK_UPDATED", "NOTE_UPDATED",
-    "OBSERVABLE_CREATED", "OBSERVABLE_UPDATED", "REQUEST_FOR_REVIEW", "SHARE_REQUEST_CREATED", "STEP_FAILURE",
-    "USER_MENTIONED", "WORKFLOW_FAILURE",
+    "ASSOCIATED_OBSERVABLE_CREATED",
+    "ATTACHMENT_CREATED",
+    "CASE_ASSIGNEE_UPDATED",
+    "CASE_CATEGORY_UPDATED",
+    "CASE_CREATED",
+    "CASE_EVENT_UPDATED",
+    "CASE_SEVERITY_UPDATED",
+    "CASE_STATE_UPDATED",
+    "CASE_TAGS_UPDATED",
+    "CASE_UPDATED",
+    "CASE_VIEW_CHANGED",
+    "COMMENT_CREATED",
+    "CUSTOM_FIELD_UPDATED",
+    "LINK_UPDATED",
+    "NOTE_UPDATED",
+    "OBSERVABLE_CREATED",
+    "OBSERVABLE_UPDATED",
+    "REQUEST_FOR_REVIEW",
+    "SHARE_REQUEST_CREATED",
+    "STEP_FAILURE",
+    "USER_MENTIONED",
+    "WORKFLOW_FAILURE",
 ];
 
-const FIRST: &[&str] = &["Dana", "Avi", "Noa", "Lior", "Maya", "Omer", "Tal", "Yael", "Eitan", "Shira", "Ron", "Gal", "Amit", "Roni", "Ido", "Hila"];
-const LAST: &[&str] = &["Levi", "Cohen", "Mizrahi", "Peretz", "Biton", "Friedman", "Katz", "Azulay", "Shapiro", "Klein"];
-const TAGS: &[&str] = &["phishing", "edr", "iam", "soc-tier1", "enrichment", "cloud", "prod", "experimental", "jira", "slack"];
-const WORKFLOWS: &[&str] = &["Phishing triage", "Impossible travel", "EDR isolate host", "Okta MFA reset", "Enrich IOC", "Offboard user", "S3 bucket exposure", "Audit log (step)", "Daily report", "Slack approvals"];
+const FIRST: &[&str] = &[
+    "Dana", "Avi", "Noa", "Lior", "Maya", "Omer", "Tal", "Yael", "Eitan", "Shira", "Ron", "Gal", "Amit", "Roni", "Ido",
+    "Hila",
+];
+const LAST: &[&str] =
+    &["Levi", "Cohen", "Mizrahi", "Peretz", "Biton", "Friedman", "Katz", "Azulay", "Shapiro", "Klein"];
+const TAGS: &[&str] =
+    &["phishing", "edr", "iam", "soc-tier1", "enrichment", "cloud", "prod", "experimental", "jira", "slack"];
+const WORKFLOWS: &[&str] = &[
+    "Phishing triage",
+    "Impossible travel",
+    "EDR isolate host",
+    "Okta MFA reset",
+    "Enrich IOC",
+    "Offboard user",
+    "S3 bucket exposure",
+    "Audit log (step)",
+    "Daily report",
+    "Slack approvals",
+];
 const AGENTS: &[&str] = &[
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
@@ -190,14 +263,28 @@ fn workspaces(rng: &mut Rng, n: u32) -> Vec<Workspace> {
                 let creator = actors[k].email.clone();
                 actors.insert(
                     1 + k,
-                    Actor { name: format!("ci-key-{k}"), email: creator, kind: Some("api_key"), ip: format!("203.0.113.{}", 10 + k) },
+                    Actor {
+                        name: format!("ci-key-{k}"),
+                        email: creator,
+                        kind: Some("api_key"),
+                        ip: format!("203.0.113.{}", 10 + k),
+                    },
                 );
             }
-            actors.push(Actor { name: "Socrates".into(), email: "socrates@torq.io".into(), kind: None, ip: String::new() });
+            actors.push(Actor {
+                name: "Socrates".into(),
+                email: "socrates@torq.io".into(),
+                kind: None,
+                ip: String::new(),
+            });
             let workflows = WORKFLOWS
                 .iter()
                 .map(|name| {
-                    let tags: Vec<&str> = (0..rng.below(4)).map(|_| TAGS[rng.skewed(TAGS.len())]).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+                    let tags: Vec<&str> = (0..rng.below(4))
+                        .map(|_| TAGS[rng.skewed(TAGS.len())])
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .into_iter()
+                        .collect();
                     (rng.uuid(), name.to_string(), tags)
                 })
                 .collect();
@@ -259,7 +346,8 @@ pub fn generate(opts: &GenerateOptions, out: &mut dyn Write) -> io::Result<u64> 
         }
         .min(opts.events - assigned);
         assigned += n;
-        let day = Utc.from_utc_datetime(&(opts.start + Duration::days(d as i64)).and_hms_opt(0, 0, 0).expect("midnight"));
+        let day =
+            Utc.from_utc_datetime(&(opts.start + Duration::days(d as i64)).and_hms_opt(0, 0, 0).expect("midnight"));
         // Office hours (07-19 UTC) get most of the day's events.
         let mut times: Vec<i64> = (0..n)
             .map(|_| {
@@ -289,7 +377,12 @@ pub fn generate(opts: &GenerateOptions, out: &mut dyn Write) -> io::Result<u64> 
 }
 
 fn write_page(out: &mut dyn Write, page: &mut Vec<String>, more: bool) -> io::Result<()> {
-    writeln!(out, "{{\"audit_logs\":[{}],\"next_page_token\":\"{}\"}}", page.join(","), if more { "more" } else { "" })?;
+    writeln!(
+        out,
+        "{{\"audit_logs\":[{}],\"next_page_token\":\"{}\"}}",
+        page.join(","),
+        if more { "more" } else { "" }
+    )?;
     page.clear();
     Ok(())
 }
@@ -309,7 +402,10 @@ fn entry(rng: &mut Rng, spaces: &[Workspace], total_weight: u32, at: chrono::Dat
         })
         .map(|(a, _)| *a)
         .unwrap_or("Workflow updated");
-    let case = action.contains("Case") || action.starts_with("Observable") || action.starts_with("Attachment") || action.starts_with("Note");
+    let case = action.contains("Case")
+        || action.starts_with("Observable")
+        || action.starts_with("Attachment")
+        || action.starts_with("Note");
     // The AI analyst works cases; people do everything.
     let actor = if case && rng.below(5) == 0 {
         ws.actors.last().expect("analyst")
@@ -377,7 +473,8 @@ mod tests {
         let a = lines(&opts);
         assert_eq!(a.len(), 500);
         assert_eq!(a, lines(&opts));
-        let days: std::collections::BTreeSet<_> = a.iter().map(|e| e["timestamp"].as_str().unwrap()[..10].to_string()).collect();
+        let days: std::collections::BTreeSet<_> =
+            a.iter().map(|e| e["timestamp"].as_str().unwrap()[..10].to_string()).collect();
         assert_eq!(days.len(), 7);
     }
 

@@ -15,9 +15,9 @@ use deltalake::kernel::StructField;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, ObjectStore};
 use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
-use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use serde::Serialize;
 use url::Url;
@@ -42,6 +42,40 @@ impl std::fmt::Debug for Lake {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lake").field("location", &self.location).finish()
     }
+}
+
+fn with_trailing_slash(mut url: Url) -> Url {
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    url
+}
+
+/// An S3 store for the URL's bucket, configured from the environment (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`, `AWS_ENDPOINT_URL`,
+/// `AWS_ALLOW_HTTP`, ...; instance and container credentials when no keys are set).
+/// Transient errors (timeouts, 5xx, throttling) are retried with exponential backoff for up to
+/// three minutes before an operation fails. Commits rely on S3 conditional puts
+/// (`If-None-Match`), which AWS S3 and most S3-compatible stores honour: no lock table needed.
+pub fn s3_store(url: &Url) -> std::result::Result<Arc<dyn ObjectStore>, object_store::Error> {
+    static HANDLERS: std::sync::Once = std::sync::Once::new();
+    // delta-rs picks its S3 log store (conditional-put commits) by URL scheme.
+    HANDLERS.call_once(|| deltalake::aws::register_handlers(None));
+    let bucket = url.host_str().unwrap_or_default();
+    let mut builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+    // object_store reads AWS_ENDPOINT; the AWS SDKs' name for it is AWS_ENDPOINT_URL.
+    if std::env::var_os("AWS_ENDPOINT").is_none()
+        && let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL")
+    {
+        builder = builder.with_endpoint(endpoint);
+    }
+    let retry = object_store::RetryConfig {
+        max_retries: 10,
+        retry_timeout: std::time::Duration::from_secs(180),
+        ..Default::default()
+    };
+    Ok(Arc::new(builder.with_retry(retry).build()?))
 }
 
 /// `memory://NAME` lakes of this process, so that two opens of one name share their contents.
@@ -75,8 +109,13 @@ impl Lake {
                 let path = url.to_file_path().map_err(|()| bad("not a local file URL".into()))?;
                 Self::local(location, path)
             }
+            Some(url) if url.scheme() == "s3" || url.scheme() == "s3a" => {
+                let store = s3_store(&url).map_err(|e| bad(e.to_string()))?;
+                let root = with_trailing_slash(url);
+                Ok(Lake { location: location.to_string(), root, store, local_dir: None })
+            }
             Some(url) => Err(bad(format!(
-                "the '{}' scheme is not supported by this build; use a local path or memory://",
+                "the '{}' scheme is not supported by this build; use a path, file://, s3:// or memory://",
                 url.scheme()
             ))),
             None => Self::local(location, PathBuf::from(location)),
@@ -87,12 +126,7 @@ impl Lake {
         let bad = |reason: String| Error::LakeLocation { location: location.to_string(), reason };
         let abs = std::path::absolute(&path).map_err(|e| bad(e.to_string()))?;
         let root = Url::from_directory_path(&abs).map_err(|()| bad("not an absolute path".into()))?;
-        Ok(Lake {
-            location: location.to_string(),
-            root,
-            store: Arc::new(LocalFileSystem::new()),
-            local_dir: Some(abs),
-        })
+        Ok(Lake { location: location.to_string(), root, store: Arc::new(LocalFileSystem::new()), local_dir: Some(abs) })
     }
 
     /// The location as the user gave it.
@@ -181,10 +215,8 @@ impl Lake {
             return Ok(table);
         }
         self.ensure_local_dir()?;
-        let kernel: deltalake::kernel::StructType = schema::arrow_schema()
-            .as_ref()
-            .try_into_kernel()
-            .map_err(|e| self.delta_err("creating", e.into()))?;
+        let kernel: deltalake::kernel::StructType =
+            schema::arrow_schema().as_ref().try_into_kernel().map_err(|e| self.delta_err("creating", e.into()))?;
         let columns: Vec<StructField> = kernel.fields().cloned().collect();
         let table = self.builder()?.build().map_err(|e| self.delta_err("creating", e))?;
         let created = table
@@ -197,9 +229,7 @@ impl Lake {
         match created {
             Ok(table) => Ok(table),
             // Another writer created it first: use theirs.
-            Err(_) if self.load(None).await?.is_some() => {
-                Ok(self.load(None).await?.expect("just loaded"))
-            }
+            Err(_) if self.load(None).await?.is_some() => Ok(self.load(None).await?.expect("just loaded")),
             Err(e) => Err(self.delta_err("creating", e)),
         }
     }
@@ -207,9 +237,11 @@ impl Lake {
 
 /// A DataFusion session that can read `table` (its object store registered).
 pub fn session_for(table: &DeltaTable, ctx: &SessionContext) -> Result<()> {
-    table
-        .update_datafusion_session(&ctx.state())
-        .map_err(|e| Error::Delta { action: "registering", table: table.table_url().to_string(), source: Box::new(e) })
+    table.update_datafusion_session(&ctx.state()).map_err(|e| Error::Delta {
+        action: "registering",
+        table: table.table_url().to_string(),
+        source: Box::new(e),
+    })
 }
 
 /// 128-bit hash of an id: the dedupe key held in memory (16 bytes an event, whatever the id's
@@ -237,10 +269,7 @@ pub async fn ids_in_partitions(table: &DeltaTable, dates: &[i32]) -> Result<Hash
     session_for(table, &ctx)?;
     let provider = table.table_provider().await?;
     let values: Vec<_> = dates.iter().map(|d| lit(ScalarValue::Date32(Some(*d)))).collect();
-    let df = ctx
-        .read_table(provider)?
-        .filter(col(c::DATE).in_list(values, false))?
-        .select_columns(&[c::ID])?;
+    let df = ctx.read_table(provider)?.filter(col(c::DATE).in_list(values, false))?.select_columns(&[c::ID])?;
     let mut stream = df.execute_stream().await?;
     while let Some(batch) = stream.try_next().await? {
         extend_keys(&mut out, batch.column(0))?;
@@ -250,13 +279,17 @@ pub async fn ids_in_partitions(table: &DeltaTable, dates: &[i32]) -> Result<Hash
 
 /// Paths (relative to the table) of the live files in the given date partitions.
 pub fn files_in_partitions(table: &DeltaTable, dates: &BTreeSet<String>) -> Result<HashSet<String>> {
-    let snapshot = table
-        .snapshot()
-        .map_err(|e| Error::Delta { action: "reading", table: table.table_url().to_string(), source: Box::new(e) })?;
+    let snapshot = table.snapshot().map_err(|e| Error::Delta {
+        action: "reading",
+        table: table.table_url().to_string(),
+        source: Box::new(e),
+    })?;
     Ok(snapshot
         .log_data()
         .iter()
-        .filter(|f| f.partition_values_map().get(PARTITION_COLUMN).cloned().flatten().is_some_and(|d| dates.contains(&d)))
+        .filter(|f| {
+            f.partition_values_map().get(PARTITION_COLUMN).cloned().flatten().is_some_and(|d| dates.contains(&d))
+        })
         .map(|f| f.path().to_string())
         .collect())
 }
@@ -275,7 +308,8 @@ pub async fn ids_in_files(table: &DeltaTable, paths: &[String]) -> Result<Vec<u1
     };
     let mut out = Vec::new();
     for path in paths {
-        let location = Path::from_url_path(path).map_err(|e| Error::Store { path: path.clone(), source: Box::new(e.into()) })?;
+        let location =
+            Path::from_url_path(path).map_err(|e| Error::Store { path: path.clone(), source: Box::new(e.into()) })?;
         let builder = ParquetRecordBatchStreamBuilder::new(ParquetObjectReader::new(store.clone(), location))
             .await
             .map_err(read_err)?;
@@ -324,12 +358,8 @@ pub async fn table_stats(lake: &Lake, table: &DeltaTable) -> Result<TableStats> 
     let snapshot = table.snapshot().map_err(|e| lake.delta_err("reading", e))?;
     let mut parts: HashMap<String, PartitionStats> = HashMap::new();
     for file in snapshot.log_data().iter() {
-        let date = file
-            .partition_values_map()
-            .get(PARTITION_COLUMN)
-            .cloned()
-            .flatten()
-            .unwrap_or_else(|| "(null)".into());
+        let date =
+            file.partition_values_map().get(PARTITION_COLUMN).cloned().flatten().unwrap_or_else(|| "(null)".into());
         let entry = parts.entry(date.clone()).or_insert(PartitionStats { date, rows: 0, files: 0, bytes: 0 });
         entry.rows += file.num_records().unwrap_or(0) as u64;
         entry.files += 1;

@@ -93,7 +93,8 @@ fn query_formats() {
     let sql = "SELECT action, count(*) AS n FROM audit_log WHERE action LIKE 'Secret%' GROUP BY action ORDER BY action";
     insta::assert_snapshot!("format_table", stdout(auditlake(&lake).args(["query", sql])));
     insta::assert_snapshot!("format_csv", stdout(auditlake(&lake).args(["query", "--format", "csv", sql])));
-    let json: serde_json::Value = serde_json::from_str(&stdout(auditlake(&lake).args(["query", "--format", "json", sql]))).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(auditlake(&lake).args(["query", "--format", "json", sql]))).unwrap();
     assert!(json.is_array());
     assert_eq!(json[0]["action"], "Secret created");
     let nd = stdout(auditlake(&lake).args(["query", "--format", "ndjson", sql]));
@@ -103,19 +104,21 @@ fn query_formats() {
     let pq = dir.path().join("out.parquet");
     auditlake(&lake).args(["query", "--format", "parquet", "--out"]).arg(&pq).arg(sql).assert().success();
     assert!(std::fs::read(&pq).unwrap().starts_with(b"PAR1"));
-    auditlake(&lake).args(["query", "--format", "parquet", sql]).assert().code(1).stderr(predicate::str::contains("needs --out"));
+    auditlake(&lake)
+        .args(["query", "--format", "parquet", sql])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("needs --out"));
 }
 
 #[test]
 fn writes_through_sql_are_refused() {
     let dir = sample_lake();
     let lake = dir.path().join("lake");
-    for sql in ["DROP TABLE audit_log", "INSERT INTO audit_log (id) VALUES ('x')", "COPY (SELECT 1) TO '/tmp/auditlake-x.csv'"] {
-        auditlake(&lake)
-            .args(["query", sql])
-            .assert()
-            .code(1)
-            .stderr(predicate::str::contains("read-only"));
+    for sql in
+        ["DROP TABLE audit_log", "INSERT INTO audit_log (id) VALUES ('x')", "COPY (SELECT 1) TO '/tmp/auditlake-x.csv'"]
+    {
+        auditlake(&lake).args(["query", sql]).assert().code(1).stderr(predicate::str::contains("read-only"));
     }
     let n = stdout(auditlake(&lake).args(["query", "--format", "csv", "SELECT count(*) AS n FROM audit_log"]));
     assert_ne!(n, "n\n0\n");
@@ -125,13 +128,39 @@ fn writes_through_sql_are_refused() {
 fn since_until_window_and_params() {
     let dir = sample_lake();
     let lake = dir.path().join("lake");
-    let out = stdout(auditlake(&lake).args(["query", "--name", "by_day", "--format", "csv", "--since", "2026-09-04", "--until", "2026-09-05"]));
+    let out = stdout(auditlake(&lake).args([
+        "query",
+        "--name",
+        "by_day",
+        "--format",
+        "csv",
+        "--since",
+        "2026-09-04",
+        "--until",
+        "2026-09-05",
+    ]));
     let days: Vec<&str> = out.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
     assert_eq!(days, vec!["2026-09-04", "2026-09-05"]);
-    let out = stdout(auditlake(&lake).args(["query", "--name", "actor_timeline", "--param", "email=NOA.KATZ@acme.example", "--format", "csv"]));
+    let out = stdout(auditlake(&lake).args([
+        "query",
+        "--name",
+        "actor_timeline",
+        "--param",
+        "email=NOA.KATZ@acme.example",
+        "--format",
+        "csv",
+    ]));
     assert!(out.lines().count() > 6, "{out}");
-    auditlake(&lake).args(["query", "--name", "actor_timeline"]).assert().code(1).stderr(predicate::str::contains("needs --param email=VALUE"));
-    auditlake(&lake).args(["query", "--name", "by_action", "--since", "40x"]).assert().code(1).stderr(predicate::str::contains("invalid duration '40x'"));
+    auditlake(&lake)
+        .args(["query", "--name", "actor_timeline"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("needs --param email=VALUE"));
+    auditlake(&lake)
+        .args(["query", "--name", "by_action", "--since", "40x"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("invalid duration '40x'"));
 }
 
 #[test]
@@ -140,10 +169,18 @@ fn list_and_user_queries() {
     let lake = dir.path().join("lake");
     let qdir = dir.path().join("q");
     std::fs::create_dir(&qdir).unwrap();
-    std::fs::write(qdir.join("secrets_only.sql"), "-- Secret events.\nSELECT count(*) AS n FROM audit_log WHERE action LIKE 'Secret %'").unwrap();
+    std::fs::write(
+        qdir.join("secrets_only.sql"),
+        "-- Secret events.\nSELECT count(*) AS n FROM audit_log WHERE action LIKE 'Secret %'",
+    )
+    .unwrap();
     let list = stdout(auditlake(&lake).args(["query", "--list", "--queries"]).arg(&qdir));
-    assert!(list.contains("by_action") && list.contains("secrets_only") && list.contains("[--param email=...]"), "{list}");
-    let out = stdout(auditlake(&lake).args(["query", "--format", "csv", "--name", "secrets_only", "--queries"]).arg(&qdir));
+    assert!(
+        list.contains("by_action") && list.contains("secrets_only") && list.contains("[--param email=...]"),
+        "{list}"
+    );
+    let out =
+        stdout(auditlake(&lake).args(["query", "--format", "csv", "--name", "secrets_only", "--queries"]).arg(&qdir));
     assert_eq!(out, "n\n4\n");
 }
 
@@ -158,7 +195,15 @@ fn search_filters() {
     assert!(out.lines().count() > 0);
     let out = stdout(auditlake(&lake).args(["search", "--actor-type", "none", "--format", "csv", "--limit", "0"]));
     assert!(out.lines().skip(1).all(|l| l.contains("Socrates")), "{out}");
-    let out = stdout(auditlake(&lake).args(["search", "--scenario", "case_created", "--email", "socrates@torq.io", "--format", "csv"]));
+    let out = stdout(auditlake(&lake).args([
+        "search",
+        "--scenario",
+        "case_created",
+        "--email",
+        "socrates@torq.io",
+        "--format",
+        "csv",
+    ]));
     assert!(out.lines().skip(1).all(|l| l.contains("CASE_CREATED")), "{out}");
 }
 
@@ -167,7 +212,8 @@ fn schema_and_stats() {
     let dir = sample_lake();
     let lake = dir.path().join("lake");
     insta::assert_snapshot!("schema", stdout(auditlake(&lake).arg("schema")));
-    let stats: serde_json::Value = serde_json::from_str(&stdout(auditlake(&lake).args(["stats", "--format", "json"]))).unwrap();
+    let stats: serde_json::Value =
+        serde_json::from_str(&stdout(auditlake(&lake).args(["stats", "--format", "json"]))).unwrap();
     assert_eq!(stats["version"], 1);
     let rows = stats["rows"].as_u64().unwrap();
     let parts: u64 = stats["partitions"].as_array().unwrap().iter().map(|p| p["rows"].as_u64().unwrap()).sum();
@@ -175,7 +221,11 @@ fn schema_and_stats() {
     let counted = stdout(auditlake(&lake).args(["query", "--format", "csv", "SELECT count(*) AS n FROM audit_log"]));
     assert_eq!(counted, format!("n\n{rows}\n"));
     let empty = tempfile::tempdir().unwrap();
-    auditlake(&empty.path().join("none")).arg("stats").assert().code(1).stderr(predicate::str::contains("run `auditlake ingest` first"));
+    auditlake(&empty.path().join("none"))
+        .arg("stats")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("run `auditlake ingest` first"));
 }
 
 #[test]
@@ -183,7 +233,11 @@ fn generator_feeds_ingest() {
     let dir = tempfile::tempdir().unwrap();
     let feed = dir.path().join("feed.json.gz");
     let lake = dir.path().join("lake");
-    let out = Command::cargo_bin("auditlake").unwrap().args(["generate", "--events", "3000", "--days", "5", "--duplicates", "0.1", "--format", "pages"]).output().unwrap();
+    let out = Command::cargo_bin("auditlake")
+        .unwrap()
+        .args(["generate", "--events", "3000", "--days", "5", "--duplicates", "0.1", "--format", "pages"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let mut gz = flate2::write::GzEncoder::new(std::fs::File::create(&feed).unwrap(), flate2::Compression::fast());
     std::io::Write::write_all(&mut gz, &out.stdout).unwrap();

@@ -42,7 +42,9 @@ async fn sample_counts_match_an_independent_reader(lake: Lake) {
     assert_eq!(m.read, m.ingested + m.duplicates + m.rejected);
     assert!(m.duplicates >= 25, "redelivery file is all duplicates: {}", m.duplicates);
 
-    for (column, key) in [("action", "action"), ("email", "email"), ("actor_type", "actor_type"), ("account_name", "account_name")] {
+    for (column, key) in
+        [("action", "action"), ("email", "email"), ("actor_type", "actor_type"), ("account_name", "account_name")]
+    {
         let want = oracle_counts(&expected, |e| vec![field(e, key)]);
         assert_eq!(counts_by(&lake, column).await, want, "counts by {column}");
     }
@@ -53,7 +55,10 @@ async fn sample_counts_match_an_independent_reader(lake: Lake) {
     });
     assert_eq!(counts_by(&lake, "scenario_id").await, want_scenario);
     let want_tags = oracle_counts(&expected, |e| {
-        e.pointer("/extra_data/tags").and_then(Value::as_array).map(|a| a.iter().map(|t| t.as_str().unwrap().to_string()).collect()).unwrap_or_default()
+        e.pointer("/extra_data/tags")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().map(|t| t.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
     });
     let got_tags = rows(&lake, "SELECT tag, count(*) FROM (SELECT unnest(tags) AS tag FROM audit_log) GROUP BY tag")
         .await
@@ -90,7 +95,8 @@ async fn dedupe_within_one_batch_and_across_formats(lake: Lake) {
     std::fs::write(&nd, format!("{e}\n{e}\n{e}\n")).unwrap();
     let arr = dir.path().join("b.json");
     // The same event, its timestamp written with another offset: one event, one row.
-    std::fs::write(&arr, r#"[{"id":"dup-1","timestamp":"2026-09-01T12:00:00+02:00","action":"Secret created"}]"#).unwrap();
+    std::fs::write(&arr, r#"[{"id":"dup-1","timestamp":"2026-09-01T12:00:00+02:00","action":"Secret created"}]"#)
+        .unwrap();
     let m = ingest(&lake, &opts(&[&nd, &arr])).await.unwrap();
     assert_eq!((m.ingested, m.duplicates), (1, 3));
     assert_eq!(rows(&lake, "SELECT count(*) FROM audit_log").await, vec![vec!["1".to_string()]]);
@@ -103,13 +109,16 @@ async fn offsets_cross_midnight_into_the_utc_partition(lake: Lake) {
     std::fs::write(
         &p,
         concat!(
-            r#"{"id":"m1","timestamp":"2026-09-10T01:30:00.123456789+02:00","action":"A"}"#, "\n",
-            r#"{"id":"m2","timestamp":"2026-09-09T21:15:00-05:00","action":"B"}"#, "\n",
+            r#"{"id":"m1","timestamp":"2026-09-10T01:30:00.123456789+02:00","action":"A"}"#,
+            "\n",
+            r#"{"id":"m2","timestamp":"2026-09-09T21:15:00-05:00","action":"B"}"#,
+            "\n",
         ),
     )
     .unwrap();
     ingest(&lake, &opts(&[&p])).await.unwrap();
-    let got = rows(&lake, "SELECT id, CAST(date AS VARCHAR), CAST(timestamp AS VARCHAR) FROM audit_log ORDER BY id").await;
+    let got =
+        rows(&lake, "SELECT id, CAST(date AS VARCHAR), CAST(timestamp AS VARCHAR) FROM audit_log ORDER BY id").await;
     assert_eq!(
         got,
         vec![
@@ -198,11 +207,23 @@ async fn every_input_format_gives_the_same_table(lake: Lake) {
     // Five shapes holding overlapping slices of the same 50 events.
     std::fs::write(dir.path().join("1.ndjson"), entries[..20].join("\n")).unwrap();
     std::fs::write(dir.path().join("2.json"), format!("[\n  {}\n]", entries[10..30].join(",\n  "))).unwrap();
-    std::fs::write(dir.path().join("3.page.json"), format!("{{\n \"audit_logs\": [{}],\n \"next_page_token\": \"x\"\n}}", entries[25..40].join(","))).unwrap();
+    std::fs::write(
+        dir.path().join("3.page.json"),
+        format!("{{\n \"audit_logs\": [{}],\n \"next_page_token\": \"x\"\n}}", entries[25..40].join(",")),
+    )
+    .unwrap();
     let mut gz = GzEncoder::new(std::fs::File::create(dir.path().join("4.data")).unwrap(), Compression::fast());
     gz.write_all(entries[35..50].join("\n").as_bytes()).unwrap();
     gz.finish().unwrap();
-    std::fs::write(dir.path().join("5.pages.ndjson"), format!("{{\"audit_logs\":[{}]}}\n{{\"audit_logs\":[{}]}}\n", entries[0..5].join(","), entries[45..50].join(","))).unwrap();
+    std::fs::write(
+        dir.path().join("5.pages.ndjson"),
+        format!(
+            "{{\"audit_logs\":[{}]}}\n{{\"audit_logs\":[{}]}}\n",
+            entries[0..5].join(","),
+            entries[45..50].join(",")
+        ),
+    )
+    .unwrap();
     let m = ingest(&lake, &opts(&[dir.path()])).await.unwrap();
     assert_eq!(m.ingested, 50);
     assert_eq!(m.rejected, 0);

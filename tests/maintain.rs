@@ -36,7 +36,8 @@ async fn small_ingests(lake: &Lake, dir: &Path, runs: usize, per_run: usize) {
     }
 }
 
-const SUMMARY: &str = "SELECT CAST(date AS VARCHAR), action, email, count(*) FROM audit_log GROUP BY 1, 2, 3 ORDER BY 1, 2, 3";
+const SUMMARY: &str =
+    "SELECT CAST(date AS VARCHAR), action, email, count(*) FROM audit_log GROUP BY 1, 2, 3 ORDER BY 1, 2, 3";
 
 fn compact_opts(dry_run: bool) -> CompactOptions {
     CompactOptions { target_size: 256 << 20, window: Window::default(), dry_run }
@@ -63,7 +64,13 @@ async fn compaction_after_200_small_ingests_keeps_results_and_is_idempotent() {
     let table = lake.load(None).await.unwrap().unwrap();
     let stats = auditlake::lake::table_stats(&lake, &table).await.unwrap();
     assert!(stats.partitions.iter().all(|p| p.files == 1), "{stats:?}");
-    assert!(std::fs::read_dir(dir.path().join("lake/audit_log/_delta_log")).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".checkpoint.parquet")));
+    assert!(
+        std::fs::read_dir(dir.path().join("lake/audit_log/_delta_log")).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".checkpoint.parquet"))
+    );
 
     let again = maintain::compact(&lake, &compact_opts(false)).await.unwrap();
     assert!(again.partitions.is_empty());
@@ -85,9 +92,15 @@ async fn compaction_removes_duplicates_that_slipped_in() {
 
     let m = maintain::compact(&lake, &compact_opts(false)).await.unwrap();
     assert_eq!(m.duplicates_removed, 1);
-    assert_eq!(rows(&lake, "SELECT count(*), count(DISTINCT id) FROM audit_log").await, vec![vec!["6".to_string(), "6".to_string()]]);
+    assert_eq!(
+        rows(&lake, "SELECT count(*), count(DISTINCT id) FROM audit_log").await,
+        vec![vec!["6".to_string(), "6".to_string()]]
+    );
     // The copy that was ingested first is the one kept.
-    assert_eq!(rows(&lake, "SELECT source FROM audit_log WHERE id = 'ev-0'").await[0][0].ends_with("b0.ndjson:1"), true);
+    assert_eq!(
+        rows(&lake, "SELECT source FROM audit_log WHERE id = 'ev-0'").await[0][0].ends_with("b0.ndjson:1"),
+        true
+    );
 }
 
 #[tokio::test]
@@ -116,7 +129,8 @@ async fn retention_drops_old_partitions_and_refuses_too_short() {
     let dir = tempfile::tempdir().unwrap();
     small_ingests(&lake, dir.path(), 3, 4).await; // 2026-09-01 .. 2026-09-03
     let today = NaiveDate::from_ymd_opt(2026, 12, 2).unwrap(); // 92 days keeps 09-01 onwards
-    let opts = |keep: i64, dry_run: bool, force: bool| RetentionOptions { keep: Duration::days(keep), dry_run, force, today };
+    let opts =
+        |keep: i64, dry_run: bool, force: bool| RetentionOptions { keep: Duration::days(keep), dry_run, force, today };
 
     let err = maintain::retention(&lake, &opts(30, false, false)).await.unwrap_err();
     assert!(err.to_string().contains("minimum is 90 days"), "{err}");
@@ -128,7 +142,10 @@ async fn retention_drops_old_partitions_and_refuses_too_short() {
 
     let m = maintain::retention(&lake, &opts(90, false, false)).await.unwrap();
     assert_eq!((m.rows_removed, m.files_removed), (8, 2));
-    assert_eq!(rows(&lake, "SELECT CAST(date AS VARCHAR), count(*) FROM audit_log GROUP BY 1").await, vec![vec!["2026-09-03".to_string(), "4".to_string()]]);
+    assert_eq!(
+        rows(&lake, "SELECT CAST(date AS VARCHAR), count(*) FROM audit_log GROUP BY 1").await,
+        vec![vec!["2026-09-03".to_string(), "4".to_string()]]
+    );
     let again = maintain::retention(&lake, &opts(90, false, false)).await.unwrap();
     assert_eq!(again.table_version, None);
 }
@@ -141,14 +158,23 @@ async fn vacuum_deletes_only_unreferenced_files_and_keeps_a_safety_window() {
     maintain::compact(&lake, &compact_opts(false)).await.unwrap();
     let before = rows(&lake, SUMMARY).await;
 
-    let err = maintain::vacuum(&lake, &VacuumOptions { older_than: Duration::minutes(5), dry_run: false, force: false }).await.unwrap_err();
+    let err =
+        maintain::vacuum(&lake, &VacuumOptions { older_than: Duration::minutes(5), dry_run: false, force: false })
+            .await
+            .unwrap_err();
     assert!(err.to_string().contains("running queries may still read them"), "{err}");
     // Inside the default window: nothing is old enough yet.
-    let m = maintain::vacuum(&lake, &VacuumOptions { older_than: Duration::hours(24), dry_run: false, force: false }).await.unwrap();
+    let m = maintain::vacuum(&lake, &VacuumOptions { older_than: Duration::hours(24), dry_run: false, force: false })
+        .await
+        .unwrap();
     assert!(m.files_deleted.is_empty());
-    let dry = maintain::vacuum(&lake, &VacuumOptions { older_than: Duration::zero(), dry_run: true, force: true }).await.unwrap();
+    let dry = maintain::vacuum(&lake, &VacuumOptions { older_than: Duration::zero(), dry_run: true, force: true })
+        .await
+        .unwrap();
     assert_eq!(dry.files_deleted.len(), 6);
-    let m = maintain::vacuum(&lake, &VacuumOptions { older_than: Duration::zero(), dry_run: false, force: true }).await.unwrap();
+    let m = maintain::vacuum(&lake, &VacuumOptions { older_than: Duration::zero(), dry_run: false, force: true })
+        .await
+        .unwrap();
     assert_eq!(m.files_deleted.len(), 6);
     assert_eq!(rows(&lake, SUMMARY).await, before);
 }

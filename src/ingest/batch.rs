@@ -83,11 +83,8 @@ impl BatchBuilder {
 
     /// Takes the rows so far as a batch and starts again.
     pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
-        let mut columns: Vec<ArrayRef> = vec![
-            Arc::new(self.id.finish()),
-            Arc::new(self.timestamp.finish()),
-            Arc::new(self.date.finish()),
-        ];
+        let mut columns: Vec<ArrayRef> =
+            vec![Arc::new(self.id.finish()), Arc::new(self.timestamp.finish()), Arc::new(self.date.finish())];
         columns.extend(self.strings.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
         columns.push(Arc::new(self.tags.finish()));
         columns.push(Arc::new(self.revision_id.finish()));
@@ -108,7 +105,10 @@ mod tests {
     #[test]
     fn rows_become_a_batch_of_the_table_schema() {
         let mut b = BatchBuilder::new(7);
-        let row = normalise(br#"{"id":"a","timestamp":"2026-09-01T00:00:00Z","action":"Secret created","extra_data":{"tags":["t"]}}"#).unwrap();
+        let row = normalise(
+            br#"{"id":"a","timestamp":"2026-09-01T00:00:00Z","action":"Secret created","extra_data":{"tags":["t"]}}"#,
+        )
+        .unwrap();
         b.push(&row, "f.json:1");
         let row = normalise(br#"{"id":"b","timestamp":"2026-09-02T00:00:00Z"}"#).unwrap();
         b.push(&row, "f.json:2");

@@ -33,10 +33,7 @@ const SKIP: usize = usize::MAX;
 const PAGE_KEYS: [&[u8]; 2] = [b"audit_logs", b"activity_logs"];
 
 /// Calls `emit` once per entry in `input`. Stops early if `emit` returns an error.
-pub fn split_records<R: BufRead>(
-    mut input: R,
-    mut emit: impl FnMut(RawRecord) -> io::Result<()>,
-) -> io::Result<()> {
+pub fn split_records<R: BufRead>(mut input: R, mut emit: impl FnMut(RawRecord) -> io::Result<()>) -> io::Result<()> {
     // Choose NDJSON (line-by-line) or structural scanning from the first line. A file is NDJSON
     // when its first line is a whole JSON value, or when its second line starts a new object:
     // then a broken first line still costs only itself.
@@ -59,12 +56,13 @@ pub fn split_records<R: BufRead>(
         probe.feed(&first, &mut |_| Ok(()))?;
         probe.balanced_after_one_value()
     };
-    let ndjson = lead != Some(b'[') && (lead != Some(b'{') || first_is_whole || {
-        // Look at the second non-blank line without consuming it.
-        let buf = input.fill_buf()?;
-        let next = buf.iter().copied().find(|b| !b.is_ascii_whitespace());
-        next == Some(b'{')
-    });
+    let ndjson = lead != Some(b'[')
+        && (lead != Some(b'{') || first_is_whole || {
+            // Look at the second non-blank line without consuming it.
+            let buf = input.fill_buf()?;
+            let next = buf.iter().copied().find(|b| !b.is_ascii_whitespace());
+            next == Some(b'{')
+        });
     if ndjson {
         split_lines(first, line_no, input, &mut emit)
     } else {
@@ -194,20 +192,13 @@ impl Scanner {
         Ok(())
     }
 
-    fn feed(
-        &mut self,
-        chunk: &[u8],
-        emit: &mut impl FnMut(RawRecord) -> io::Result<()>,
-    ) -> io::Result<()> {
+    fn feed(&mut self, chunk: &[u8], emit: &mut impl FnMut(RawRecord) -> io::Result<()>) -> io::Result<()> {
         let mut i = 0;
         while i < chunk.len() {
             // Fast path: inside an entry's string, copy up to the next quote or backslash at once.
             if self.in_string && !self.escape {
                 let rest = &chunk[i..];
-                let stop = rest
-                    .iter()
-                    .position(|&b| b == b'"' || b == b'\\' || b == b'\n')
-                    .unwrap_or(rest.len());
+                let stop = rest.iter().position(|&b| b == b'"' || b == b'\\' || b == b'\n').unwrap_or(rest.len());
                 if stop > 0 {
                     if let Some(rec) = self.current.as_mut() {
                         rec.text.extend_from_slice(&rest[..stop]);
@@ -391,10 +382,7 @@ mod tests {
         let got = split("[\n  {\"id\": \"a,]}\"},\n  {\"id\": \"b\", \"x\": [1, {\"y\": 2}]}\n]\n");
         assert_eq!(
             got,
-            vec![
-                ("{\"id\": \"a,]}\"}".into(), 2, false),
-                ("{\"id\": \"b\", \"x\": [1, {\"y\": 2}]}".into(), 3, false)
-            ]
+            vec![("{\"id\": \"a,]}\"}".into(), 2, false), ("{\"id\": \"b\", \"x\": [1, {\"y\": 2}]}".into(), 3, false)]
         );
     }
 

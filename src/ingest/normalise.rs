@@ -9,11 +9,11 @@ use std::borrow::Cow;
 use std::fmt;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::schema::{col, PLAIN_STRING_FIELDS};
+use crate::schema::{PLAIN_STRING_FIELDS, col};
 
 /// One normalised entry, borrowing from the raw text where it can.
 #[derive(Debug, Default, PartialEq)]
@@ -157,8 +157,8 @@ fn lift_tags(value: &RawValue) -> Result<Option<Vec<Cow<'_, str>>>, Rejection> {
     match kind(value) {
         Kind::Null => Ok(None),
         Kind::Array => {
-            let items: Vec<&RawValue> = serde_json::from_str(value.get())
-                .map_err(|e| Rejection(format!("bad `extra_data.tags`: {e}")))?;
+            let items: Vec<&RawValue> =
+                serde_json::from_str(value.get()).map_err(|e| Rejection(format!("bad `extra_data.tags`: {e}")))?;
             let mut tags = Vec::with_capacity(items.len());
             for item in items {
                 match kind(item) {
@@ -295,11 +295,7 @@ fn parse_object(text: &[u8]) -> Result<Members<'_>, Rejection> {
         };
     }
     serde_json::from_slice::<Members>(text).map_err(|e| {
-        if e.is_eof() {
-            Rejection(format!("truncated JSON: {e}"))
-        } else {
-            Rejection(format!("invalid JSON: {e}"))
-        }
+        if e.is_eof() { Rejection(format!("truncated JSON: {e}")) } else { Rejection(format!("invalid JSON: {e}")) }
     })
 }
 
@@ -365,7 +361,9 @@ mod tests {
 
     #[test]
     fn numbers_and_booleans_keep_their_text() {
-        let row = normalise(br#"{"id":12345,"timestamp":"2026-09-01T00:00:00Z","resource_id":4711,"resource_name":true}"#).unwrap();
+        let row =
+            normalise(br#"{"id":12345,"timestamp":"2026-09-01T00:00:00Z","resource_id":4711,"resource_name":true}"#)
+                .unwrap();
         assert_eq!(row.id, "12345");
         assert_eq!(string(&row, "resource_id").as_deref(), Some("4711"));
         assert_eq!(string(&row, "resource_name").as_deref(), Some("true"));
@@ -389,13 +387,17 @@ mod tests {
 
     #[test]
     fn unknown_fields_go_to_extra_verbatim_and_in_order() {
-        let row = normalise(br#"{"zeta": {"a" : [1, 2]}, "id":"a","timestamp":"2026-09-01T00:00:00Z","new\"field":"v w"}"#).unwrap();
+        let row =
+            normalise(br#"{"zeta": {"a" : [1, 2]}, "id":"a","timestamp":"2026-09-01T00:00:00Z","new\"field":"v w"}"#)
+                .unwrap();
         assert_eq!(row.extra.as_deref(), Some(r#"{"zeta":{"a":[1,2]},"new\"field":"v w"}"#));
     }
 
     #[test]
     fn escapes_are_decoded() {
-        let row = normalise(br#"{"id":"a\u00e9","timestamp":"2026-09-01T00:00:00Z","actor_name":"<script>\"x\"</script>"}"#).unwrap();
+        let row =
+            normalise(br#"{"id":"a\u00e9","timestamp":"2026-09-01T00:00:00Z","actor_name":"<script>\"x\"</script>"}"#)
+                .unwrap();
         assert_eq!(row.id, "a\u{e9}");
         assert_eq!(string(&row, "actor_name").as_deref(), Some("<script>\"x\"</script>"));
     }
@@ -419,9 +421,11 @@ mod tests {
 
     #[test]
     fn tags_with_odd_members() {
-        let row = normalise(br#"{"id":"a","timestamp":"2026-09-01T00:00:00Z","extra_data":{"tags":["x",null,3]}}"#).unwrap();
+        let row =
+            normalise(br#"{"id":"a","timestamp":"2026-09-01T00:00:00Z","extra_data":{"tags":["x",null,3]}}"#).unwrap();
         assert_eq!(row.tags.unwrap(), vec!["x", "3"]);
-        let err = normalise(br#"{"id":"a","timestamp":"2026-09-01T00:00:00Z","extra_data":{"tags":{"a":1}}}"#).unwrap_err();
+        let err =
+            normalise(br#"{"id":"a","timestamp":"2026-09-01T00:00:00Z","extra_data":{"tags":{"a":1}}}"#).unwrap_err();
         assert!(err.0.contains("expected an array of strings"));
     }
 }

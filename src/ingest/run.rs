@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use deltalake::DeltaTableError;
 use deltalake::arrow::array::{AsArray, BooleanArray, RecordBatch};
 use deltalake::arrow::compute::filter_record_batch;
 use deltalake::arrow::datatypes::Date32Type;
 use deltalake::kernel::Action;
-use deltalake::DeltaTableError;
 use deltalake::kernel::transaction::{CommitBuilder, TransactionError};
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -84,7 +84,7 @@ enum Msg {
 /// Runs one ingest into `lake`. The table is created on first use.
 pub async fn ingest(lake: &Lake, opts: &IngestOptions) -> Result<IngestMetrics> {
     let started = Instant::now();
-    let inputs = source::resolve(&opts.inputs)?;
+    let inputs = source::resolve(&opts.inputs).await?;
     let mut table = lake.load_or_create().await?;
 
     let now = chrono::Utc::now();
@@ -101,9 +101,10 @@ pub async fn ingest(lake: &Lake, opts: &IngestOptions) -> Result<IngestMetrics> 
         let bytes_read = bytes_read.clone();
         let batch_rows = opts.batch_rows.max(1);
         let ingested_at = now.timestamp_micros();
+        let runtime = tokio::runtime::Handle::current();
         std::thread::Builder::new()
             .name("auditlake-decode".into())
-            .spawn(move || decode_inputs(&inputs, batch_rows, ingested_at, bytes_read, &tx))
+            .spawn(move || decode_inputs(&inputs, batch_rows, ingested_at, bytes_read, &runtime, &tx))
             .expect("spawn decoder thread")
     };
 
@@ -145,7 +146,14 @@ pub async fn ingest(lake: &Lake, opts: &IngestOptions) -> Result<IngestMetrics> 
             Msg::Batch(batch) => {
                 metrics.read += batch.num_rows() as u64;
                 let dates = batch.column_by_name(PARTITION_COLUMN).expect("date column").as_primitive::<Date32Type>();
-                let new: Vec<i32> = dates.values().iter().copied().filter(|d| !loaded.contains(d)).collect::<BTreeSet<_>>().into_iter().collect();
+                let new: Vec<i32> = dates
+                    .values()
+                    .iter()
+                    .copied()
+                    .filter(|d| !loaded.contains(d))
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
                 if !new.is_empty() {
                     existing.extend(lake::ids_in_partitions(&table, &new).await?);
                     loaded.extend(new);
@@ -163,7 +171,8 @@ pub async fn ingest(lake: &Lake, opts: &IngestOptions) -> Result<IngestMetrics> 
                 if fresh.num_rows() == 0 {
                     continue;
                 }
-                let fresh_dates = fresh.column_by_name(PARTITION_COLUMN).expect("date column").as_primitive::<Date32Type>();
+                let fresh_dates =
+                    fresh.column_by_name(PARTITION_COLUMN).expect("date column").as_primitive::<Date32Type>();
                 touched.extend(fresh_dates.values().iter().copied());
                 metrics.ingested += fresh.num_rows() as u64;
                 writer.write(fresh).await.map_err(|e| lake.delta_err("writing", e))?;
@@ -277,8 +286,9 @@ fn progress_bar(enabled: bool, total: Option<u64>) -> Option<ProgressBar> {
                 .expect("valid template")
                 .progress_chars("=> "),
         ),
-        None => ProgressBar::new_spinner()
-            .with_style(ProgressStyle::with_template("{spinner} ingest {bytes} {bytes_per_sec}").expect("valid template")),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{spinner} ingest {bytes} {bytes_per_sec}").expect("valid template"),
+        ),
     };
     bar.enable_steady_tick(Duration::from_millis(200));
     Some(bar)
@@ -290,13 +300,14 @@ fn decode_inputs(
     batch_rows: usize,
     ingested_at: i64,
     bytes_read: Arc<AtomicU64>,
+    runtime: &tokio::runtime::Handle,
     tx: &mpsc::Sender<Msg>,
 ) {
     let mut builder = BatchBuilder::new(ingested_at);
     let mut source = String::new();
     for input in inputs {
         let name = input.name();
-        let reader = match source::open(input, bytes_read.clone()) {
+        let reader = match source::open(input, bytes_read.clone(), runtime) {
             Ok(r) => r,
             Err(e) => {
                 let _ = tx.blocking_send(Msg::Failed(e));

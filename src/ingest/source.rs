@@ -1,5 +1,6 @@
-//! Resolves the inputs of an ingest run (files, directories, `-` for stdin) and opens each as a
-//! buffered byte stream, undoing gzip when the content says so (magic bytes, not the name).
+//! Resolves the inputs of an ingest run (files, directories, `-` for stdin, object-store URLs and
+//! prefixes) and opens each as a buffered byte stream, undoing gzip when the content says so
+//! (magic bytes, not the name). Objects are streamed, never downloaded whole.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
@@ -8,14 +9,38 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use flate2::read::MultiGzDecoder;
+use futures::TryStreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
+use tokio::runtime::Handle;
+use tokio_util::io::SyncIoBridge;
+use url::Url;
 
 use crate::Error;
 
 /// One input to read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum Input {
     Stdin,
     File(PathBuf),
+    /// An object in a store, e.g. `s3://raw/torq/2026/11/batch-1.json.gz`.
+    Object {
+        url: String,
+        store: Arc<dyn ObjectStore>,
+        meta: ObjectMeta,
+    },
+}
+
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+impl PartialEq for Input {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+    }
 }
 
 impl Input {
@@ -24,6 +49,7 @@ impl Input {
         match self {
             Input::Stdin => "<stdin>".to_string(),
             Input::File(p) => p.display().to_string(),
+            Input::Object { url, .. } => url.clone(),
         }
     }
 
@@ -32,22 +58,28 @@ impl Input {
         match self {
             Input::Stdin => None,
             Input::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+            Input::Object { meta, .. } => Some(meta.size),
         }
     }
 }
 
 /// Expands the command-line inputs: directories recursively (sorted, hidden entries skipped),
-/// `-` as stdin. A path that does not exist is an error naming it.
-pub fn resolve(args: &[String]) -> Result<Vec<Input>, Error> {
+/// `-` as stdin, `s3://bucket/prefix` as every object under the prefix (sorted; an exact key is
+/// one object). A path or prefix that holds nothing is an error naming it.
+pub async fn resolve(args: &[String]) -> Result<Vec<Input>, Error> {
     let mut out = Vec::new();
     for arg in args {
         if arg == "-" {
             out.push(Input::Stdin);
             continue;
         }
+        if arg.starts_with("s3://") || arg.starts_with("s3a://") {
+            out.extend(list_objects(arg).await?);
+            continue;
+        }
         let path = PathBuf::from(arg);
-        let meta = std::fs::metadata(&path)
-            .map_err(|source| Error::Input { path: path.display().to_string(), source })?;
+        let meta =
+            std::fs::metadata(&path).map_err(|source| Error::Input { path: path.display().to_string(), source })?;
         if meta.is_dir() {
             walk(&path, &mut out)?;
         } else {
@@ -57,12 +89,40 @@ pub fn resolve(args: &[String]) -> Result<Vec<Input>, Error> {
     Ok(out)
 }
 
+async fn list_objects(arg: &str) -> Result<Vec<Input>, Error> {
+    let bad = |e: String| Error::Input { path: arg.to_string(), source: io::Error::other(e) };
+    let url = Url::parse(arg).map_err(|e| bad(e.to_string()))?;
+    let store = crate::lake::s3_store(&url).map_err(|e| bad(e.to_string()))?;
+    let key = url.path().trim_start_matches('/');
+    let prefix = ObjectPath::from(key.trim_end_matches('/'));
+    let bucket = url.host_str().unwrap_or_default().to_string();
+    let mut metas: Vec<ObjectMeta> = if key.is_empty() || key.ends_with('/') {
+        store.list(Some(&prefix)).try_collect().await.map_err(|e| bad(e.to_string()))?
+    } else {
+        // An exact key, or else a prefix without its trailing slash.
+        match store.head(&prefix).await {
+            Ok(meta) => vec![meta],
+            Err(_) => store.list(Some(&prefix)).try_collect().await.map_err(|e| bad(e.to_string()))?,
+        }
+    };
+    metas.retain(|m| !m.location.filename().is_some_and(|f| f.starts_with('.')));
+    metas.sort_by(|a, b| a.location.cmp(&b.location));
+    if metas.is_empty() {
+        return Err(bad("no objects at this URL".into()));
+    }
+    Ok(metas
+        .into_iter()
+        .map(|meta| Input::Object {
+            url: format!("{}://{bucket}/{}", url.scheme(), meta.location),
+            store: store.clone(),
+            meta,
+        })
+        .collect())
+}
+
 fn walk(dir: &Path, out: &mut Vec<Input>) -> Result<(), Error> {
     let io_err = |source| Error::Input { path: dir.display().to_string(), source };
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(io_err)?
-        .collect::<Result<_, _>>()
-        .map_err(io_err)?;
+    let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(io_err)?.collect::<Result<_, _>>().map_err(io_err)?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         if entry.file_name().to_string_lossy().starts_with('.') {
@@ -96,17 +156,20 @@ const BUF: usize = 1 << 20;
 
 /// Opens an input, decompressing gzip when the first two bytes are its magic number.
 /// Bytes read from the underlying file (compressed size) are added to `count`.
-pub fn open(input: &Input, count: Arc<AtomicU64>) -> Result<Box<dyn BufRead + Send>, Error> {
+/// `runtime` drives object-store reads from the (synchronous) decoder thread.
+pub fn open(input: &Input, count: Arc<AtomicU64>, runtime: &Handle) -> Result<Box<dyn BufRead + Send>, Error> {
     let raw: Box<dyn Read + Send> = match input {
         Input::Stdin => Box::new(io::stdin()),
-        Input::File(p) => Box::new(
-            File::open(p).map_err(|source| Error::Input { path: p.display().to_string(), source })?,
-        ),
+        Input::File(p) => {
+            Box::new(File::open(p).map_err(|source| Error::Input { path: p.display().to_string(), source })?)
+        }
+        Input::Object { store, meta, .. } => {
+            let reader = object_store::buffered::BufReader::with_capacity(store.clone(), meta, BUF);
+            Box::new(SyncIoBridge::new_with_handle(reader, runtime.clone()))
+        }
     };
     let mut reader = BufReader::with_capacity(BUF, Counting { inner: raw, count });
-    let head = reader
-        .fill_buf()
-        .map_err(|source| Error::Input { path: input.name(), source })?;
+    let head = reader.fill_buf().map_err(|source| Error::Input { path: input.name(), source })?;
     if head.starts_with(&[0x1f, 0x8b]) {
         Ok(Box::new(BufReader::with_capacity(BUF, MultiGzDecoder::new(reader))))
     } else {
@@ -129,32 +192,34 @@ mod tests {
         gz.finish().unwrap();
         let count = Arc::new(AtomicU64::new(0));
         let mut text = String::new();
-        open(&Input::File(path.clone()), count.clone()).unwrap().read_to_string(&mut text).unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        open(&Input::File(path.clone()), count.clone(), rt.handle()).unwrap().read_to_string(&mut text).unwrap();
         assert_eq!(text, "{\"id\":\"a\"}\n");
         assert_eq!(count.load(Ordering::Relaxed), std::fs::metadata(&path).unwrap().len());
     }
 
-    #[test]
-    fn directories_expand_recursively_in_order() {
+    #[tokio::test]
+    async fn directories_expand_recursively_in_order() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("b/c")).unwrap();
         for f in ["b/c/3.json", "a.json", "b/2.ndjson", ".hidden"] {
             std::fs::write(dir.path().join(f), "").unwrap();
         }
-        let got = resolve(&[dir.path().display().to_string(), "-".into()]).unwrap();
+        let got = resolve(&[dir.path().display().to_string(), "-".into()]).await.unwrap();
         let names: Vec<_> = got
             .iter()
             .map(|i| match i {
                 Input::File(p) => p.strip_prefix(dir.path()).unwrap().display().to_string(),
                 Input::Stdin => "-".into(),
+                Input::Object { url, .. } => url.clone(),
             })
             .collect();
         assert_eq!(names, vec!["a.json", "b/2.ndjson", "b/c/3.json", "-"]);
     }
 
-    #[test]
-    fn missing_input_names_the_path() {
-        let err = resolve(&["/no/such/file.json".into()]).unwrap_err();
+    #[tokio::test]
+    async fn missing_input_names_the_path() {
+        let err = resolve(&["/no/such/file.json".into()]).await.unwrap_err();
         assert!(err.to_string().contains("/no/such/file.json"), "{err}");
     }
 }

@@ -47,7 +47,10 @@ fn live_files(lake: &Lake, table: &DeltaTable) -> Result<Vec<FileInfo>> {
 
 async fn existing_table(lake: &Lake) -> Result<DeltaTable> {
     lake.load(None).await?.ok_or_else(|| {
-        Error::InvalidArgument(format!("no table at {} yet; run `auditlake ingest` first", lake.display_path(crate::schema::TABLE_NAME)))
+        Error::InvalidArgument(format!(
+            "no table at {} yet; run `auditlake ingest` first",
+            lake.display_path(crate::schema::TABLE_NAME)
+        ))
     })
 }
 
@@ -107,20 +110,31 @@ pub async fn compact(lake: &Lake, opts: &CompactOptions) -> Result<CompactMetric
     let mut changed_dates: HashSet<String> = HashSet::new();
 
     for part in &plan {
-        let date: NaiveDate = part.date.parse().map_err(|_| Error::InvalidArgument(format!("bad partition date {}", part.date)))?;
+        let date: NaiveDate =
+            part.date.parse().map_err(|_| Error::InvalidArgument(format!("bad partition date {}", part.date)))?;
         let days = (date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32;
         // Earliest ingested copy first, so it is the one kept; then time order for the file.
         let df = ctx
             .read_table(provider.clone())?
             .filter(col(c::DATE).eq(lit(ScalarValue::Date32(Some(days)))))?
-            .sort(vec![col(c::TIMESTAMP).sort(true, false), col(c::ID).sort(true, false), col(c::INGESTED_AT).sort(true, false)])?;
+            .sort(vec![
+                col(c::TIMESTAMP).sort(true, false),
+                col(c::ID).sort(true, false),
+                col(c::INGESTED_AT).sort(true, false),
+            ])?;
         let mut stream = df.execute_stream().await?;
         let mut seen: HashSet<u128> = HashSet::new();
         let mut dups = 0u64;
         while let Some(batch) = stream.try_next().await? {
-            let ids = deltalake::arrow::compute::cast(batch.column_by_name(c::ID).expect("id"), &deltalake::arrow::datatypes::DataType::Utf8)?;
-            let keep: BooleanArray =
-                ids.as_string::<i32>().iter().map(|id| Some(seen.insert(lake::id_key(id.unwrap_or_default())))).collect();
+            let ids = deltalake::arrow::compute::cast(
+                batch.column_by_name(c::ID).expect("id"),
+                &deltalake::arrow::datatypes::DataType::Utf8,
+            )?;
+            let keep: BooleanArray = ids
+                .as_string::<i32>()
+                .iter()
+                .map(|id| Some(seen.insert(lake::id_key(id.unwrap_or_default()))))
+                .collect();
             let kept = schema::conform(&filter_record_batch(&batch, &keep)?)?;
             dups += (batch.num_rows() - kept.num_rows()) as u64;
             m.rows += kept.num_rows() as u64;
@@ -221,7 +235,9 @@ pub async fn retention(lake: &Lake, opts: &RetentionOptions) -> Result<Retention
         let removes: Vec<Action> = snapshot
             .log_data()
             .iter()
-            .filter(|f| f.partition_values_map().get(PARTITION_COLUMN).cloned().flatten().is_some_and(|d| dropping.contains(&d)))
+            .filter(|f| {
+                f.partition_values_map().get(PARTITION_COLUMN).cloned().flatten().is_some_and(|d| dropping.contains(&d))
+            })
             .map(|f| Action::Remove(f.remove_action(true)))
             .collect();
         let committed = CommitBuilder::default()
@@ -278,7 +294,11 @@ pub async fn vacuum(lake: &Lake, opts: &VacuumOptions) -> Result<VacuumMetrics> 
         .with_dry_run(opts.dry_run)
         .await
         .map_err(|e| lake.delta_err("vacuuming", e))?;
-    Ok(VacuumMetrics { dry_run: opts.dry_run, files_deleted: metrics.files_deleted, seconds: started.elapsed().as_secs_f64() })
+    Ok(VacuumMetrics {
+        dry_run: opts.dry_run,
+        files_deleted: metrics.files_deleted,
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 /// One entry of `auditlake history`.
@@ -301,7 +321,10 @@ pub async fn history(lake: &Lake, limit: Option<usize>) -> Result<Vec<HistoryEnt
         .enumerate()
         .map(|(i, ci)| HistoryEntry {
             version: latest.saturating_sub(i as u64),
-            timestamp: ci.timestamp.and_then(chrono::DateTime::from_timestamp_millis).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            timestamp: ci
+                .timestamp
+                .and_then(chrono::DateTime::from_timestamp_millis)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
             operation: ci.operation,
             parameters: ci.operation_parameters.map(|p| serde_json::to_value(p).unwrap_or_default()),
             metrics: ci.info.get("operationMetrics").cloned(),

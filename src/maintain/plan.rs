@@ -65,11 +65,8 @@ pub fn retention_cutoff(today: NaiveDate, keep: Duration) -> NaiveDate {
 
 /// Dates (of those given) that fall before the cutoff.
 pub fn dates_to_drop(dates: &[String], cutoff: NaiveDate) -> Vec<String> {
-    let mut out: Vec<String> = dates
-        .iter()
-        .filter(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok_and(|d| d < cutoff))
-        .cloned()
-        .collect();
+    let mut out: Vec<String> =
+        dates.iter().filter(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok_and(|d| d < cutoff)).cloned().collect();
     out.sort();
     out.dedup();
     out
@@ -104,7 +101,12 @@ mod tests {
 
     #[test]
     fn compaction_respects_the_window() {
-        let files = vec![f("a1", "2026-09-01", 1), f("a2", "2026-09-01", 1), f("b1", "2026-09-02", 1), f("b2", "2026-09-02", 1)];
+        let files = vec![
+            f("a1", "2026-09-01", 1),
+            f("a2", "2026-09-01", 1),
+            f("b1", "2026-09-02", 1),
+            f("b2", "2026-09-02", 1),
+        ];
         let d = |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok();
         let plan = plan_compaction(&files, 100, d("2026-09-02"), None);
         assert_eq!(plan.len(), 1);
@@ -117,7 +119,8 @@ mod tests {
         let today = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
         let cutoff = retention_cutoff(today, Duration::days(400));
         assert_eq!(cutoff.to_string(), "2025-10-22");
-        let dates: Vec<String> = ["2025-10-20", "2025-10-21", "2025-10-22", "2026-01-01"].iter().map(|s| s.to_string()).collect();
+        let dates: Vec<String> =
+            ["2025-10-20", "2025-10-21", "2025-10-22", "2026-01-01"].iter().map(|s| s.to_string()).collect();
         assert_eq!(dates_to_drop(&dates, cutoff), vec!["2025-10-20", "2025-10-21"]);
     }
 }

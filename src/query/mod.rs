@@ -17,11 +17,11 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use datafusion::datasource::MemTable;
+use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext, col, lit};
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::Statement;
-use datafusion::execution::context::SQLOptions;
 
 use crate::error::{Error, Result};
 use crate::lake::{self, Lake};
@@ -95,10 +95,7 @@ fn apply_window(mut df: DataFrame, window: &Window) -> Result<DataFrame> {
 pub fn check_read_only(sql: &str) -> Result<()> {
     let statements = DFParser::parse_sql(sql)?;
     if statements.len() != 1 {
-        return Err(Error::InvalidArgument(format!(
-            "expected exactly one SQL statement, found {}",
-            statements.len()
-        )));
+        return Err(Error::InvalidArgument(format!("expected exactly one SQL statement, found {}", statements.len())));
     }
     let refused = |what: &str| Err(Error::ReadOnly { statement: what.to_string() });
     match &statements[0] {

@@ -75,9 +75,8 @@ impl NamedQuery {
         }
         let mut map = HashMap::new();
         for p in &self.params {
-            let value = given
-                .get(p)
-                .ok_or_else(|| Error::MissingParam { query: self.name.clone(), param: p.clone() })?;
+            let value =
+                given.get(p).ok_or_else(|| Error::MissingParam { query: self.name.clone(), param: p.clone() })?;
             map.insert(p.clone(), ScalarValue::Utf8(Some(value.clone())).into());
         }
         Ok(Some(ParamValues::Map(map)))
@@ -109,7 +108,8 @@ fn placeholders(sql: &str) -> Vec<String> {
                     end += 1;
                 }
                 let name = &sql[start..end];
-                if !name.is_empty() && !name.starts_with(|c: char| c.is_ascii_digit()) && !out.iter().any(|n| n == name) {
+                if !name.is_empty() && !name.starts_with(|c: char| c.is_ascii_digit()) && !out.iter().any(|n| n == name)
+                {
                     out.push(name.to_string());
                 }
                 i = end;
@@ -124,10 +124,8 @@ fn placeholders(sql: &str) -> Vec<String> {
 
 /// All named queries: embedded, then the user's folder (which may override by name).
 pub fn catalog(user_dir: Option<&Path>) -> Result<BTreeMap<String, NamedQuery>> {
-    let mut all: BTreeMap<String, NamedQuery> = EMBEDDED
-        .iter()
-        .map(|(name, sql)| (name.to_string(), NamedQuery::parse(name, sql, "embedded")))
-        .collect();
+    let mut all: BTreeMap<String, NamedQuery> =
+        EMBEDDED.iter().map(|(name, sql)| (name.to_string(), NamedQuery::parse(name, sql, "embedded"))).collect();
     if let Some(dir) = user_dir {
         let err = |source| Error::QueriesDir { path: dir.display().to_string(), source };
         let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(err)?.collect::<std::io::Result<_>>().map_err(err)?;

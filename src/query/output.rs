@@ -10,9 +10,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::csv;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::json::{ArrayWriter, LineDelimitedWriter};
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::parquet::arrow::ArrowWriter;
@@ -143,7 +143,8 @@ pub async fn write(df: DataFrame, format: OutputFormat, out: Option<&Path>) -> R
             jw.finish()?;
         }
         OutputFormat::Parquet => {
-            let mut pw = ArrowWriter::try_new(&mut w, schema, None).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+            let mut pw =
+                ArrowWriter::try_new(&mut w, schema, None).map_err(|e| Error::InvalidArgument(e.to_string()))?;
             while let Some(b) = stream.try_next().await? {
                 rows += b.num_rows() as u64;
                 pw.write(&b).map_err(|e| Error::InvalidArgument(e.to_string()))?;

@@ -78,7 +78,8 @@ pub fn predicate(f: &SearchFilters) -> Option<Expr> {
     parts.extend(any_of(&f.scenarios, |v| ieq(c::SCENARIO_ID, v)));
     parts.extend(any_of(&f.ips, |v| col(c::IP).eq(lit(v.to_string()))));
     parts.extend(any_of(&f.ids, |v| col(c::ID).eq(lit(v.to_string()))));
-    parts.extend(any_of(&f.resources, |v| col(c::RESOURCE_ID).eq(lit(v.to_string())).or(contains(c::RESOURCE_NAME, v))));
+    parts
+        .extend(any_of(&f.resources, |v| col(c::RESOURCE_ID).eq(lit(v.to_string())).or(contains(c::RESOURCE_NAME, v))));
     parts.extend(any_of(&f.workspaces, |v| col(c::ACCOUNT_ID).eq(lit(v.to_string())).or(ieq(c::ACCOUNT_NAME, v))));
     if let Some(t) = &f.text {
         let any = [c::ACTION, c::ACTOR_NAME, c::EMAIL, c::RESOURCE_NAME, c::EXTRA_DATA]
@@ -96,10 +97,7 @@ pub async fn search(session: &Session, f: &SearchFilters) -> Result<DataFrame> {
     if let Some(p) = predicate(f) {
         df = df.filter(p)?;
     }
-    df = df.sort(vec![
-        col(c::TIMESTAMP).sort(f.ascending, false),
-        col(c::ID).sort(true, false),
-    ])?;
+    df = df.sort(vec![col(c::TIMESTAMP).sort(f.ascending, false), col(c::ID).sort(true, false)])?;
     if !f.all_columns {
         df = df.select_columns(&DEFAULT_COLUMNS)?;
     }

@@ -92,7 +92,12 @@ pub fn expected_entries(paths: &[PathBuf]) -> Vec<Value> {
     for p in paths {
         for e in entries_of(p) {
             let Some(o) = e.as_object() else { continue };
-            let Some(id) = o.get("id").and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_number().map(|n| n.to_string()))) else { continue };
+            let Some(id) = o
+                .get("id")
+                .and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_number().map(|n| n.to_string())))
+            else {
+                continue;
+            };
             let Some(ts) = o.get("timestamp").and_then(Value::as_str) else { continue };
             if chrono::DateTime::parse_from_rfc3339(ts).is_err() {
                 continue;
