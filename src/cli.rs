@@ -5,6 +5,7 @@
 //! JSON on stdout with `--format json`. stdout carries results only.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -119,9 +120,8 @@ pub struct CompactArgs {
     /// Print the plan; change nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Summary format: `text` on stderr, or `json` on stdout
-    #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
-    pub format: SummaryFormat,
+    #[command(flatten)]
+    pub summary: SummaryArgs,
 }
 
 #[derive(Debug, Args)]
@@ -135,9 +135,8 @@ pub struct RetentionArgs {
     /// Allow keeping less than 90 days
     #[arg(long)]
     pub force: bool,
-    /// Summary format: `text` on stderr, or `json` on stdout
-    #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
-    pub format: SummaryFormat,
+    #[command(flatten)]
+    pub summary: SummaryArgs,
 }
 
 #[derive(Debug, Args)]
@@ -151,9 +150,8 @@ pub struct VacuumArgs {
     /// Allow a window under 1 hour (only when nothing else runs)
     #[arg(long)]
     pub force: bool,
-    /// Summary format: `text` on stderr, or `json` on stdout
-    #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
-    pub format: SummaryFormat,
+    #[command(flatten)]
+    pub summary: SummaryArgs,
 }
 
 #[derive(Debug, Args)]
@@ -176,9 +174,8 @@ pub struct IngestArgs {
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<String>,
 
-    /// Summary format: `text` on stderr, or `json` on stdout
-    #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
-    pub format: SummaryFormat,
+    #[command(flatten)]
+    pub summary: SummaryArgs,
 
     /// Roll to a new Parquet file past this size (e.g. 256MiB, 64MB)
     #[arg(long, default_value = "256MiB", value_parser = parse_size)]
@@ -187,6 +184,31 @@ pub struct IngestArgs {
     /// Rows per internal batch (memory vs. overhead)
     #[arg(long, default_value_t = 16 * 1024, hide = true)]
     pub batch_rows: usize,
+}
+
+/// `--format` of a job's summary.
+#[derive(Debug, Args)]
+pub struct SummaryArgs {
+    /// Summary format: `text` on stderr, or `json` on stdout
+    #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
+    pub format: SummaryFormat,
+}
+
+impl SummaryArgs {
+    /// Prints a job's metrics: JSON on stdout, or (unless quiet) the text on stderr.
+    fn print<M: serde::Serialize>(
+        &self,
+        say: bool,
+        metrics: &M,
+        text: impl FnOnce(&M) -> Result<String, std::fmt::Error>,
+    ) -> Result<()> {
+        if self.format == SummaryFormat::Json {
+            println!("{}", serde_json::to_string_pretty(metrics)?);
+        } else if say {
+            eprint!("{}", text(metrics)?);
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -423,11 +445,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 target_file_size: args.target_file_size,
             };
             let metrics = crate::ingest::ingest(&lake, &opts).await.context("ingest failed")?;
-            if args.format == SummaryFormat::Json {
-                println!("{}", serde_json::to_string_pretty(&metrics)?);
-            } else if say {
-                eprint!("{}", ingest_summary(&lake, &metrics));
-            }
+            args.summary.print(say, &metrics, |m| Ok(ingest_summary(&lake, m)))?;
             Ok(if metrics.rejected > 0 { EXIT_REJECTED } else { 0 })
         }
         Command::Query(args) => query(&lake, args, say).await,
@@ -534,11 +552,27 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 dry_run: args.dry_run,
             };
             let m = crate::maintain::compact(&lake, &opts).await.context("compaction failed")?;
-            if args.format == SummaryFormat::Json {
-                println!("{}", serde_json::to_string_pretty(&m)?);
-            } else if say {
-                let verb = if m.dry_run { "would compact" } else { "compacted" };
-                eprintln!(
+            args.summary.print(say, &m, |m| {
+                let mut s = String::new();
+                if m.dry_run {
+                    let rows: u64 = m.partitions.iter().map(|p| p.rows).sum();
+                    writeln!(
+                        s,
+                        "would compact {} partition(s): {} files ({}, {rows} rows)",
+                        m.partitions.len(),
+                        m.files_before,
+                        human_bytes(m.bytes_before)
+                    )?;
+                }
+                for p in m.partitions.iter().filter(|_| m.dry_run) {
+                    writeln!(s, "  {}  {} files  {}", p.date, p.files.len(), human_bytes(p.bytes))?;
+                }
+                if m.dry_run {
+                    return Ok(s);
+                }
+                let verb = "compacted";
+                writeln!(
+                    s,
                     "{verb} {} partition(s): {} files ({}) -> {} files ({}), {} rows, {} duplicates removed, {:.2} s",
                     m.partitions.len(),
                     m.files_before,
@@ -548,14 +582,15 @@ pub async fn run(cli: Cli) -> Result<u8> {
                     m.rows,
                     m.duplicates_removed,
                     m.seconds
-                );
+                )?;
                 for p in &m.partitions {
-                    eprintln!("  {}  {} files  {}", p.date, p.files.len(), human_bytes(p.bytes));
+                    writeln!(s, "  {}  {} files  {}", p.date, p.files.len(), human_bytes(p.bytes))?;
                 }
                 if let Some(v) = m.table_version {
-                    eprintln!("  committed version {v}, checkpoint written");
+                    writeln!(s, "  committed version {v}, checkpoint written")?;
                 }
-            }
+                Ok(s)
+            })?;
             Ok(0)
         }
         Command::Retention(args) => {
@@ -566,25 +601,26 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 today: crate::maintain::today(),
             };
             let m = crate::maintain::retention(&lake, &opts).await.context("retention failed")?;
-            if args.format == SummaryFormat::Json {
-                println!("{}", serde_json::to_string_pretty(&m)?);
-            } else if say {
+            args.summary.print(say, &m, |m| {
+                let mut s = String::new();
                 let verb = if m.dry_run { "would drop" } else { "dropped" };
-                eprintln!(
+                writeln!(
+                    s,
                     "{verb} {} partition(s) before {}: {} files, {} rows, {}",
                     m.dropped_partitions.len(),
                     m.cutoff,
                     m.files_removed,
                     m.rows_removed,
                     human_bytes(m.bytes_removed)
-                );
+                )?;
                 for d in &m.dropped_partitions {
-                    eprintln!("  {d}");
+                    writeln!(s, "  {d}")?;
                 }
                 if let Some(v) = m.table_version {
-                    eprintln!("  committed version {v}; run `auditlake vacuum` to delete the files");
+                    writeln!(s, "  committed version {v}; run `auditlake vacuum` to delete the files")?;
                 }
-            }
+                Ok(s)
+            })?;
             Ok(0)
         }
         Command::Vacuum(args) => {
@@ -594,15 +630,15 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 force: args.force,
             };
             let m = crate::maintain::vacuum(&lake, &opts).await.context("vacuum failed")?;
-            if args.format == SummaryFormat::Json {
-                println!("{}", serde_json::to_string_pretty(&m)?);
-            } else if say {
+            args.summary.print(say, &m, |m| {
+                let mut s = String::new();
                 let verb = if m.dry_run { "would delete" } else { "deleted" };
-                eprintln!("{verb} {} unreferenced file(s), {:.2} s", m.files_deleted.len(), m.seconds);
+                writeln!(s, "{verb} {} unreferenced file(s), {:.2} s", m.files_deleted.len(), m.seconds)?;
                 for f in &m.files_deleted {
-                    eprintln!("  {f}");
+                    writeln!(s, "  {f}")?;
                 }
-            }
+                Ok(s)
+            })?;
             Ok(0)
         }
         Command::History(args) => {

@@ -327,7 +327,17 @@ pub async fn history(lake: &Lake, limit: Option<usize>) -> Result<Vec<HistoryEnt
                 .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
             operation: ci.operation,
             parameters: ci.operation_parameters.map(|p| serde_json::to_value(p).unwrap_or_default()),
-            metrics: ci.info.get("operationMetrics").cloned(),
+            // delta-rs' own operations record operationMetrics; auditlake's commits record
+            // their counts as `auditlake.*` app metadata.
+            metrics: ci.info.get("operationMetrics").cloned().or_else(|| {
+                let ours: serde_json::Map<String, serde_json::Value> = ci
+                    .info
+                    .iter()
+                    .filter(|(k, _)| k.starts_with("auditlake."))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                (!ours.is_empty()).then_some(serde_json::Value::Object(ours))
+            }),
         })
         .collect())
 }
