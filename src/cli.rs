@@ -31,7 +31,8 @@ pub const EXIT_REJECTED: u8 = 3;
 #[command(after_help = "Exit status: 0 success; 1 failure; 2 usage error; \
 3 ingest committed its good records but rejected some (see _rejected/ in the lake).")]
 pub struct Cli {
-    /// Where the lake lives: a folder (created on first ingest), file:///path, or memory://NAME
+    /// Where the lake lives: a folder (created on first ingest), file:///path, s3://bucket/prefix
+    /// (settings and credentials from the AWS_* environment), or memory://NAME
     #[arg(long, global = true, env = "AUDITLAKE_LAKE", default_value = "./lake", value_name = "URL")]
     pub lake: String,
 
