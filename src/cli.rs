@@ -564,17 +564,10 @@ pub async fn run(cli: Cli) -> Result<u8> {
                         m.files_before,
                         human_bytes(m.bytes_before)
                     )?;
-                }
-                for p in m.partitions.iter().filter(|_| m.dry_run) {
-                    writeln!(s, "  {}  {} files  {}", p.date, p.files.len(), human_bytes(p.bytes))?;
-                }
-                if m.dry_run {
-                    return Ok(s);
-                }
-                let verb = "compacted";
-                writeln!(
+                } else {
+                    writeln!(
                     s,
-                    "{verb} {} partition(s): {} files ({}) -> {} files ({}), {} rows, {} duplicates removed, {:.2} s",
+                    "compacted {} partition(s): {} files ({}) -> {} files ({}), {} rows, {} duplicates removed, {:.2} s",
                     m.partitions.len(),
                     m.files_before,
                     human_bytes(m.bytes_before),
@@ -584,6 +577,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
                     m.duplicates_removed,
                     m.seconds
                 )?;
+                }
                 for p in &m.partitions {
                     writeln!(s, "  {}  {} files  {}", p.date, p.files.len(), human_bytes(p.bytes))?;
                 }
