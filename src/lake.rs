@@ -52,6 +52,64 @@ fn with_trailing_slash(mut url: Url) -> Url {
     url
 }
 
+/// Transient store errors (timeouts, 5xx, throttling) are retried with exponential backoff,
+/// for up to three minutes, before an operation fails.
+fn retry_config() -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        max_retries: 10,
+        retry_timeout: std::time::Duration::from_secs(180),
+        ..Default::default()
+    }
+}
+
+/// URL schemes of object stores this build can use, for messages.
+pub fn cloud_schemes() -> Vec<&'static str> {
+    let mut schemes = vec!["s3://"];
+    if cfg!(feature = "gcs") {
+        schemes.push("gs://");
+    }
+    if cfg!(feature = "azure") {
+        schemes.push("az://");
+    }
+    schemes
+}
+
+/// The object store for a cloud URL's bucket or container, configured from the environment.
+/// Errors name the scheme when this build lacks it (gs:// and az:// are cargo features).
+pub fn cloud_store(url: &Url) -> std::result::Result<Arc<dyn ObjectStore>, String> {
+    match url.scheme() {
+        "s3" | "s3a" => s3_store(url).map_err(|e| e.to_string()),
+        #[cfg(feature = "gcs")]
+        "gs" => {
+            static HANDLERS: std::sync::Once = std::sync::Once::new();
+            HANDLERS.call_once(|| deltalake::gcp::register_handlers(None));
+            let store = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                .with_bucket_name(url.host_str().unwrap_or_default())
+                .with_retry(retry_config())
+                .build()
+                .map_err(|e| e.to_string())?;
+            Ok(Arc::new(store))
+        }
+        #[cfg(feature = "azure")]
+        "az" | "abfs" | "abfss" | "azure" => {
+            static HANDLERS: std::sync::Once = std::sync::Once::new();
+            HANDLERS.call_once(|| deltalake::azure::register_handlers(None));
+            let store = object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_url(url.as_str())
+                .with_retry(retry_config())
+                .build()
+                .map_err(|e| e.to_string())?;
+            Ok(Arc::new(store))
+        }
+        "gs" => Err("gs:// needs a build with `--features gcs`".to_string()),
+        "az" | "abfs" | "abfss" | "azure" => Err(format!("{}:// needs a build with `--features azure`", url.scheme())),
+        other => Err(format!(
+            "the '{other}' scheme is not supported; use a path, file://, {}, or memory://",
+            cloud_schemes().join(", ")
+        )),
+    }
+}
+
 /// An S3 store for the URL's bucket, configured from the environment (`AWS_ACCESS_KEY_ID`,
 /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`, `AWS_ENDPOINT_URL`,
 /// `AWS_ALLOW_HTTP`, ...; instance and container credentials when no keys are set).
@@ -70,12 +128,7 @@ pub fn s3_store(url: &Url) -> std::result::Result<Arc<dyn ObjectStore>, object_s
     {
         builder = builder.with_endpoint(endpoint);
     }
-    let retry = object_store::RetryConfig {
-        max_retries: 10,
-        retry_timeout: std::time::Duration::from_secs(180),
-        ..Default::default()
-    };
-    Ok(Arc::new(builder.with_retry(retry).build()?))
+    Ok(Arc::new(builder.with_retry(retry_config()).build()?))
 }
 
 /// `memory://NAME` lakes of this process, so that two opens of one name share their contents.
@@ -109,15 +162,11 @@ impl Lake {
                 let path = url.to_file_path().map_err(|()| bad("not a local file URL".into()))?;
                 Self::local(location, path)
             }
-            Some(url) if url.scheme() == "s3" || url.scheme() == "s3a" => {
-                let store = s3_store(&url).map_err(|e| bad(e.to_string()))?;
+            Some(url) => {
+                let store = cloud_store(&url).map_err(bad)?;
                 let root = with_trailing_slash(url);
                 Ok(Lake { location: location.to_string(), root, store, local_dir: None })
             }
-            Some(url) => Err(bad(format!(
-                "the '{}' scheme is not supported by this build; use a path, file://, s3:// or memory://",
-                url.scheme()
-            ))),
             None => Self::local(location, PathBuf::from(location)),
         }
     }
@@ -400,6 +449,10 @@ mod tests {
         assert_eq!(lake.path("_rejected/a.ndjson").as_ref(), "tmp/x/lake/_rejected/a.ndjson");
         let err = Lake::open("ftp://host/x").unwrap_err().to_string();
         assert!(err.contains("'ftp' scheme is not supported"), "{err}");
+        if !cfg!(feature = "gcs") {
+            let err = Lake::open("gs://bucket/lake").unwrap_err().to_string();
+            assert!(err.contains("--features gcs"), "{err}");
+        }
     }
 
     #[test]

@@ -73,7 +73,7 @@ pub async fn resolve(args: &[String]) -> Result<Vec<Input>, Error> {
             out.push(Input::Stdin);
             continue;
         }
-        if arg.starts_with("s3://") || arg.starts_with("s3a://") {
+        if is_object_url(arg) {
             out.extend(list_objects(arg).await?);
             continue;
         }
@@ -89,10 +89,15 @@ pub async fn resolve(args: &[String]) -> Result<Vec<Input>, Error> {
     Ok(out)
 }
 
+/// An input naming an object store rather than a local path.
+fn is_object_url(arg: &str) -> bool {
+    ["s3://", "s3a://", "gs://", "az://", "abfs://", "abfss://"].iter().any(|p| arg.starts_with(p))
+}
+
 async fn list_objects(arg: &str) -> Result<Vec<Input>, Error> {
     let bad = |e: String| Error::Input { path: arg.to_string(), source: io::Error::other(e) };
     let url = Url::parse(arg).map_err(|e| bad(e.to_string()))?;
-    let store = crate::lake::s3_store(&url).map_err(|e| bad(e.to_string()))?;
+    let store = crate::lake::cloud_store(&url).map_err(bad)?;
     let key = url.path().trim_start_matches('/');
     let prefix = ObjectPath::from(key.trim_end_matches('/'));
     let bucket = url.host_str().unwrap_or_default().to_string();
