@@ -101,7 +101,9 @@ pub fn cloud_store(url: &Url) -> std::result::Result<Arc<dyn ObjectStore>, Strin
                 .map_err(|e| e.to_string())?;
             Ok(Arc::new(store))
         }
+        #[cfg(not(feature = "gcs"))]
         "gs" => Err("gs:// needs a build with `--features gcs`".to_string()),
+        #[cfg(not(feature = "azure"))]
         "az" | "abfs" | "abfss" | "azure" => Err(format!("{}:// needs a build with `--features azure`", url.scheme())),
         other => Err(format!(
             "the '{other}' scheme is not supported; use a path, file://, {}, or memory://",
