@@ -123,13 +123,30 @@ async fn s3_lake_end_to_end() {
         serde_json::from_str(&run(auditlake(&lake).args(["stats", "--format", "json"]), 0)).unwrap();
     assert!(stats["partitions"].as_array().unwrap().iter().all(|p| p["files"] == 1), "{stats}");
 
-    // Retention (a dry run: the sample dates are recent enough to keep at 400 days) and vacuum.
+    // Retention: 400 days keeps everything; a short window (forced) drops the early September
+    // partitions, whatever today is, while a reader keeps querying.
+    let r: serde_json::Value =
+        serde_json::from_str(&run(auditlake(&lake).args(["retention", "--keep", "400d", "--format", "json"]), 0))
+            .unwrap();
+    assert_eq!(r["table_version"], serde_json::Value::Null);
+    let days = (chrono::Utc::now().date_naive() - chrono::NaiveDate::from_ymd_opt(2026, 9, 4).unwrap()).num_days();
+    let keep_from = (chrono::Utc::now().date_naive() - chrono::Duration::days(days)).to_string();
+    let kept = count(&lake, &format!("SELECT count(*) FROM audit_log WHERE date >= DATE '{keep_from}'"));
+    assert!(kept < total);
+    let reader = {
+        let lake = lake.clone();
+        std::thread::spawn(move || (0..5).map(|_| count(&lake, "SELECT count(*) FROM audit_log")).collect::<Vec<_>>())
+    };
     let r: serde_json::Value = serde_json::from_str(&run(
-        auditlake(&lake).args(["retention", "--keep", "400d", "--dry-run", "--format", "json"]),
+        auditlake(&lake).args(["retention", "--keep", &format!("{days}d"), "--force", "--format", "json"]),
         0,
     ))
     .unwrap();
-    assert_eq!(r["table_version"], serde_json::Value::Null);
+    assert!(!r["dropped_partitions"].as_array().unwrap().is_empty());
+    let seen = reader.join().unwrap();
+    assert!(seen.iter().all(|n| *n == total || *n == kept), "a reader saw {seen:?}, not {total} or {kept}");
+    assert_eq!(count(&lake, "SELECT count(*) FROM audit_log"), kept);
+    let total = kept;
     let v: serde_json::Value = serde_json::from_str(&run(
         auditlake(&lake).args(["vacuum", "--older-than", "0h", "--force", "--format", "json"]),
         0,
