@@ -328,6 +328,11 @@ pub async fn ids_in_partitions(table: &DeltaTable, dates: &[i32]) -> Result<Hash
     Ok(out)
 }
 
+/// The date partition a live file belongs to, as `YYYY-MM-DD`.
+pub fn file_date(file: &deltalake::kernel::LogicalFileView) -> Option<String> {
+    file.partition_values_map().get(PARTITION_COLUMN).cloned().flatten()
+}
+
 /// Paths (relative to the table) of the live files in the given date partitions.
 pub fn files_in_partitions(table: &DeltaTable, dates: &BTreeSet<String>) -> Result<HashSet<String>> {
     let snapshot = table.snapshot().map_err(|e| Error::Delta {
@@ -338,9 +343,7 @@ pub fn files_in_partitions(table: &DeltaTable, dates: &BTreeSet<String>) -> Resu
     Ok(snapshot
         .log_data()
         .iter()
-        .filter(|f| {
-            f.partition_values_map().get(PARTITION_COLUMN).cloned().flatten().is_some_and(|d| dates.contains(&d))
-        })
+        .filter(|f| file_date(&f).is_some_and(|d| dates.contains(&d)))
         .map(|f| f.path().to_string())
         .collect())
 }
@@ -409,8 +412,7 @@ pub async fn table_stats(lake: &Lake, table: &DeltaTable) -> Result<TableStats> 
     let snapshot = table.snapshot().map_err(|e| lake.delta_err("reading", e))?;
     let mut parts: HashMap<String, PartitionStats> = HashMap::new();
     for file in snapshot.log_data().iter() {
-        let date =
-            file.partition_values_map().get(PARTITION_COLUMN).cloned().flatten().unwrap_or_else(|| "(null)".into());
+        let date = file_date(&file).unwrap_or_else(|| "(null)".into());
         let entry = parts.entry(date.clone()).or_insert(PartitionStats { date, rows: 0, files: 0, bytes: 0 });
         entry.rows += file.num_records().unwrap_or(0) as u64;
         entry.files += 1;

@@ -181,10 +181,10 @@ impl Scanner {
 
     fn end_record(&mut self, emit: &mut impl FnMut(RawRecord) -> io::Result<()>) -> io::Result<()> {
         if let Some(mut rec) = self.current.take() {
-            let len = trim(&rec.text).len();
-            let start = rec.text.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(0);
-            rec.text.drain(..start);
-            rec.text.truncate(len);
+            let trimmed = trim(&rec.text);
+            if trimmed.len() != rec.text.len() {
+                rec.text = trimmed.to_vec();
+            }
             if !rec.text.is_empty() {
                 emit(rec)?;
             }

@@ -38,7 +38,7 @@ fn live_files(lake: &Lake, table: &DeltaTable) -> Result<Vec<FileInfo>> {
         .iter()
         .map(|f| FileInfo {
             path: f.path().to_string(),
-            date: f.partition_values_map().get(PARTITION_COLUMN).cloned().flatten().unwrap_or_default(),
+            date: lake::file_date(&f).unwrap_or_default(),
             size: f.size().max(0) as u64,
             rows: f.num_records().unwrap_or(0) as u64,
         })
@@ -150,7 +150,7 @@ pub async fn compact(lake: &Lake, opts: &CompactOptions) -> Result<CompactMetric
     let snapshot = table.snapshot().map_err(|e| lake.delta_err("reading", e))?.clone();
     for f in snapshot.log_data().iter() {
         if planned.contains(f.path().as_ref()) {
-            let date = f.partition_values_map().get(PARTITION_COLUMN).cloned().flatten().unwrap_or_default();
+            let date = lake::file_date(&f).unwrap_or_default();
             // dataChange=false tells readers and concurrent writers that no row changed, which
             // holds unless duplicates were dropped from the partition.
             removes.push(Action::Remove(f.remove_action(changed_dates.contains(&date))));
@@ -235,9 +235,7 @@ pub async fn retention(lake: &Lake, opts: &RetentionOptions) -> Result<Retention
         let removes: Vec<Action> = snapshot
             .log_data()
             .iter()
-            .filter(|f| {
-                f.partition_values_map().get(PARTITION_COLUMN).cloned().flatten().is_some_and(|d| dropping.contains(&d))
-            })
+            .filter(|f| lake::file_date(&f).is_some_and(|d| dropping.contains(&d)))
             .map(|f| Action::Remove(f.remove_action(true)))
             .collect();
         let committed = CommitBuilder::default()
