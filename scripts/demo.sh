@@ -23,4 +23,8 @@ echo
 echo "== auditlake stats"
 "$bin" stats
 echo
-echo "Next: $bin query --list, $bin search --help, $bin query \"SELECT ... FROM audit_log\""
+echo "== auditlake report (September 2026, the sample's month)"
+"$bin" report --from 2026-09-01 --to 2026-09-30 --out report-2026-09.html
+"$bin" report --from 2026-09-01 --to 2026-09-30 --section access
+echo
+echo "Next: open report-2026-09.html; $bin report --help, $bin query --list, $bin search --help, $bin query \"SELECT ... FROM audit_log\""

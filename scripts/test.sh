@@ -6,6 +6,21 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/auditlake-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 command -v cargo >/dev/null || { echo "error: cargo not found; install Rust from https://rustup.rs" >&2; exit 1; }
+# The HTML report's browser test runs Debian's Chromium, headless.
+if ! command -v chromium >/dev/null; then
+  echo "installing chromium (Debian package) for the report's browser test" >&2
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y -qq chromium >/dev/null 2>&1 \
+    || { $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium >/dev/null; }
+fi
+# Python peers (moto's S3 server, the deltalake reader) live in a private venv.
+venv="${AUDITLAKE_VENV:-/var/tmp/auditlake-venv}"
+if ! "$venv/bin/python" -c 'import moto, deltalake, pyarrow' 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet -r scripts/test-requirements.txt
+fi
+export AUDITLAKE_VENV="$venv" AUDITLAKE_TEST_PYTHON="$venv/bin/python"
 # The S3 tests run against a real S3-protocol server on loopback, started here.
 eval "$(./scripts/s3-server.sh start)"
 trap './scripts/s3-server.sh stop' EXIT

@@ -9,6 +9,7 @@
 //!    -> one atomic Delta commit per run              ingest::run
 //!    -> Delta table `audit_log`, partitioned by UTC date, Parquet + zstd
 //!    -> DataFusion -> query / search                 query
+//!                  -> compliance report              report
 //! ```
 //!
 //! A complete round trip on an in-memory lake:
@@ -43,6 +44,7 @@ pub mod ingest;
 pub mod lake;
 pub mod maintain;
 pub mod query;
+pub mod report;
 pub mod schema;
 
 pub use error::{Error, Result};

@@ -47,20 +47,23 @@ fn ts_lit(t: chrono::DateTime<chrono::Utc>) -> datafusion::prelude::Expr {
     lit(ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), Some("UTC".into())))
 }
 
-/// Opens a read session over the lake at its latest version (or `version`), restricted to
-/// `window`.
-pub async fn open(lake: &Lake, window: &Window, version: Option<u64>) -> Result<Session> {
+/// The session settings every read uses.
+pub fn session_config() -> SessionConfig {
     // Two cores here; DataFusion's default is one partition per core. Enable Parquet filter
     // pushdown so point lookups skip pages, not only row groups.
-    let config = SessionConfig::new()
+    SessionConfig::new()
         .with_information_schema(true)
         .set_bool("datafusion.execution.parquet.pushdown_filters", true)
-        .set_bool("datafusion.execution.parquet.reorder_filters", true);
-    let ctx = SessionContext::new_with_config(config);
+        .set_bool("datafusion.execution.parquet.reorder_filters", true)
+}
+
+/// The whole table at its latest version (or `version`) as a DataFrame in `ctx`, and the version
+/// read; an empty table of the right schema when the lake has none yet.
+pub async fn base_table(lake: &Lake, ctx: &SessionContext, version: Option<u64>) -> Result<(DataFrame, Option<u64>)> {
     let table = lake.load(version).await?;
-    let (df, version) = match &table {
+    Ok(match &table {
         Some(table) => {
-            lake::session_for(table, &ctx)?;
+            lake::session_for(table, ctx)?;
             let provider = table.table_provider().await?;
             (ctx.read_table(provider)?, table.version())
         }
@@ -68,13 +71,20 @@ pub async fn open(lake: &Lake, window: &Window, version: Option<u64>) -> Result<
             let empty = MemTable::try_new(schema::arrow_schema(), vec![vec![]])?;
             (ctx.read_table(Arc::new(empty))?, None)
         }
-    };
+    })
+}
+
+/// Opens a read session over the lake at its latest version (or `version`), restricted to
+/// `window`.
+pub async fn open(lake: &Lake, window: &Window, version: Option<u64>) -> Result<Session> {
+    let ctx = SessionContext::new_with_config(session_config());
+    let (df, version) = base_table(lake, &ctx, version).await?;
     let df = apply_window(df, window)?;
     ctx.register_table(TABLE_NAME, df.into_view())?;
     Ok(Session { ctx, version })
 }
 
-fn apply_window(mut df: DataFrame, window: &Window) -> Result<DataFrame> {
+pub fn apply_window(mut df: DataFrame, window: &Window) -> Result<DataFrame> {
     let (first, last) = window.dates();
     if let Some(d) = first {
         df = df.filter(col(schema::col::DATE).gt_eq(date_lit(d)))?;

@@ -1,0 +1,376 @@
+#!/usr/bin/env python3
+"""auditlake against DuckDB on the same feed, side by side, as whole processes.
+
+Run through bench/run.sh, which builds auditlake in release mode and installs the DuckDB CLI.
+Every measurement alternates the two sides (A B A B ...) so that the machine's drift hits both,
+and reports min, median and max of wall time, CPU time and peak RSS (from wait4, per process).
+Before timing a query, both sides' answers are compared: a ratio only counts when the results
+are the same rows.
+"""
+
+import argparse
+import csv
+import datetime
+import io
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def log(msg):
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def run(cmd, stdout=subprocess.DEVNULL, env=None, check=True):
+    """Runs cmd; returns (wall s, cpu s, peak RSS bytes, stdout bytes or None)."""
+    out_file = subprocess.PIPE if stdout is None else stdout
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=out_file, stderr=subprocess.PIPE, env=env)
+    captured = proc.stdout.read() if out_file == subprocess.PIPE else None
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if check and proc.returncode != 0:
+        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{err.decode(errors='replace')}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024, captured
+
+
+def summary(samples):
+    return {
+        "min": min(samples),
+        "median": statistics.median(samples),
+        "max": max(samples),
+        "samples": samples,
+    }
+
+
+class Side:
+    def __init__(self, name):
+        self.name = name
+        self.wall, self.cpu, self.rss = [], [], []
+
+    def add(self, wall, cpu, rss):
+        self.wall.append(wall)
+        self.cpu.append(cpu)
+        self.rss.append(rss)
+
+    def result(self):
+        return {"wall_s": summary(self.wall), "cpu_s": summary(self.cpu), "peak_rss_bytes": summary(self.rss)}
+
+
+def alternate(runs, a, b):
+    """Runs a() and b() `runs` times each, alternating which goes first."""
+    for i in range(runs):
+        for f in (a, b) if i % 2 == 0 else (b, a):
+            f()
+
+
+DUCK_COLUMNS = (
+    "{id: 'VARCHAR', timestamp: 'VARCHAR', account_id: 'VARCHAR', account_name: 'VARCHAR', "
+    "action: 'VARCHAR', actor_name: 'VARCHAR', actor_type: 'VARCHAR', email: 'VARCHAR', ip: 'VARCHAR', "
+    "user_agent: 'VARCHAR', resource_id: 'VARCHAR', resource_name: 'VARCHAR', scenario_id: 'VARCHAR', "
+    "extra_data: 'JSON'}"
+)
+
+
+def duck_ingest_sql(feed, out_dir):
+    """DuckDB's side of the ingest: the same columns as audit_log, zstd Parquet partitioned by
+    UTC date, deduplicated by id."""
+    return f"""SET TimeZone = 'UTC';
+COPY (
+  SELECT id,
+         CAST(timestamp AS TIMESTAMPTZ) AS timestamp,
+         CAST(timezone('UTC', CAST(timestamp AS TIMESTAMPTZ)) AS DATE) AS date,
+         account_id, account_name, action, actor_name, actor_type, email, ip, user_agent,
+         resource_id, resource_name,
+         coalesce(scenario_id, json_extract_string(extra_data, '$.scenario_id')) AS scenario_id,
+         CAST(json_extract(extra_data, '$.tags') AS VARCHAR[]) AS tags,
+         json_extract_string(extra_data, '$.revision_id') AS revision_id,
+         CAST(extra_data AS VARCHAR) AS extra_data,
+         NULL::VARCHAR AS extra,
+         now() AS ingested_at,
+         filename AS source
+  FROM read_json('{feed}', format = 'newline_delimited', filename = true, columns = {DUCK_COLUMNS})
+  QUALIFY row_number() OVER (PARTITION BY id ORDER BY timestamp) = 1
+) TO '{out_dir}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (date));
+"""
+
+
+def named_sql(name):
+    with open(os.path.join(ROOT, "queries", f"{name}.sql")) as f:
+        return f.read()
+
+
+def queries(point_id, first_day):
+    d0 = datetime.date.fromisoformat(first_day)
+    d1, d2 = d0 + datetime.timedelta(days=10), d0 + datetime.timedelta(days=12)
+    return {
+        "by_action": ("named", "by_action", named_sql("by_action")),
+        "by_actor": ("named", "by_actor", named_sql("by_actor")),
+        "by_tag": ("named", "by_tag", named_sql("by_tag")),
+        "by_scenario": ("named", "by_scenario", named_sql("by_scenario")),
+        "three_days_api_keys": (
+            "sql",
+            None,
+            "SELECT action, count(*) AS events FROM audit_log "
+            f"WHERE date BETWEEN DATE '{d1}' AND DATE '{d2}' AND actor_type = 'api_key' "
+            "GROUP BY action ORDER BY events DESC, action",
+        ),
+        "point_lookup_id": (
+            "sql",
+            None,
+            f"SELECT id, action, actor_name, email, resource_name FROM audit_log WHERE id = '{point_id}'",
+        ),
+    }
+
+
+def normalise_rows(text):
+    """CSV rows as comparable tuples: timestamps to one spelling, numbers to numbers."""
+    rows = list(csv.reader(io.StringIO(text.decode())))[1:]
+    out = []
+    for row in rows:
+        norm = []
+        for v in row:
+            m = re.fullmatch(r"(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d(?:\.\d+)?)(Z|\+00(?::00)?)?", v)
+            if m:
+                v = f"{m.group(1)} {m.group(2)}"
+            else:
+                try:
+                    v = str(float(v))
+                except ValueError:
+                    pass
+            norm.append(v)
+        out.append(tuple(norm))
+    return sorted(out)
+
+
+def markdown(results):
+    env = results["environment"]
+    lines = [
+        f"# auditlake vs DuckDB: {results['feed']['events']:,} events",
+        "",
+        f"{env['date']} on {env['machine']} ({env['cpus']} cores); {env['auditlake']}; DuckDB {env['duckdb']}. "
+        f"Feed: {results['feed']['bytes'] / 1e6:.0f} MB NDJSON, {results['feed']['entries']:,} entries over "
+        f"{results['feed']['days']} days. Each side ran {results['runs']} times for ingest and "
+        f"{results['query_runs']} times per query, alternating; min / median / max shown. "
+        "Ratio = auditlake median / DuckDB median (below 1: auditlake is faster).",
+        "",
+        "| step | auditlake wall s | DuckDB wall s | ratio | auditlake peak RSS MiB | DuckDB peak RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+
+    def fmt(s):
+        return f"{s['min']:.3f} / **{s['median']:.3f}** / {s['max']:.3f}"
+
+    def mib(s):
+        return f"{s['median'] / 2**20:.0f} (max {s['max'] / 2**20:.0f})"
+
+    for step in results["steps"]:
+        a, d = step["auditlake"], step.get("duckdb")
+        lines.append(
+            f"| {step['name']} | {fmt(a['wall_s'])} | {fmt(d['wall_s']) if d else '-'} | "
+            f"{step['ratio']:.2f} | {mib(a['peak_rss_bytes'])} | {mib(d['peak_rss_bytes']) if d else '-'} |"
+            if d
+            else f"| {step['name']} | {fmt(a['wall_s'])} | - | - | {mib(a['peak_rss_bytes'])} | - |"
+        )
+    lines += ["", "Checks:", ""]
+    for c in results["checks"]:
+        lines.append(f"- {c}")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def svg_chart(results):
+    """Horizontal bars of the ratio per step, with the 1.0 line."""
+    steps = [s for s in results["steps"] if s.get("duckdb")]
+    row, left, width = 26, 190, 640
+    height = row * len(steps) + 40
+    scale = (width - left - 60) / max(1.5, max(s["ratio"] for s in steps) * 1.1)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
+        f'<text x="{left}" y="14">auditlake / DuckDB, median wall time (lower is better)</text>',
+    ]
+    for i, s in enumerate(steps):
+        y = 24 + i * row
+        w = s["ratio"] * scale
+        color = "#2b6cb0" if s["ratio"] < 1 else "#c05621"
+        parts.append(f'<text x="{left - 6}" y="{y + 15}" text-anchor="end">{s["name"]}</text>')
+        parts.append(f'<rect x="{left}" y="{y + 3}" width="{w:.1f}" height="{row - 8}" fill="{color}"/>')
+        parts.append(f'<text x="{left + w + 4:.1f}" y="{y + 15}">{s["ratio"]:.2f}</text>')
+    one = left + scale
+    parts.append(f'<line x1="{one:.1f}" y1="20" x2="{one:.1f}" y2="{height - 8}" stroke="#333" stroke-dasharray="4 3"/>')
+    parts.append("</svg>\n")
+    return "\n".join(parts)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--auditlake", required=True)
+    p.add_argument("--duckdb", required=True)
+    p.add_argument("--events", type=int, default=1_000_000)
+    p.add_argument("--days", type=int, default=30)
+    p.add_argument("--runs", type=int, default=3, help="ingest runs per side")
+    p.add_argument("--query-runs", type=int, default=5, help="runs per query per side")
+    p.add_argument("--work", default="/var/tmp/auditlake-bench")
+    p.add_argument("--out", default=os.path.join(HERE, "results"))
+    p.add_argument("--skip-pruning", action="store_true", help="skip the year-vs-day partition pruning step")
+    args = p.parse_args()
+
+    al, duck = os.path.abspath(args.auditlake), os.path.abspath(args.duckdb)
+    os.makedirs(args.work, exist_ok=True)
+    os.makedirs(args.out, exist_ok=True)
+    first_day = "2026-10-01"
+    feed = os.path.join(args.work, f"feed-{args.events}-{args.days}d.ndjson")
+    if not os.path.exists(feed):
+        log(f"generating {args.events:,} events over {args.days} days -> {feed}")
+        run([al, "--quiet", "generate", "--events", str(args.events), "--days", str(args.days),
+             "--start", first_day, "--duplicates", "0.01", "--out", feed])
+    entries = sum(1 for _ in open(feed, "rb"))
+    # An id from the middle of the feed, for the point lookup.
+    with open(feed, "rb") as f:
+        f.seek(os.path.getsize(feed) // 2)
+        f.readline()
+        point_id = json.loads(f.readline())["id"]
+
+    lake = os.path.join(args.work, "lake")
+    duck_dir = os.path.join(args.work, "duck")
+    duck_sql = os.path.join(args.work, "duck-ingest.sql")
+    with open(duck_sql, "w") as f:
+        f.write(duck_ingest_sql(feed, duck_dir))
+
+    steps, checks = [], []
+
+    # 1. Ingest into an empty lake vs DuckDB's COPY to partitioned Parquet.
+    a, d = Side("auditlake"), Side("duckdb")
+
+    def al_ingest():
+        shutil.rmtree(lake, ignore_errors=True)
+        a.add(*run([al, "--quiet", "--lake", lake, "ingest", feed])[:3])
+
+    def duck_ingest():
+        shutil.rmtree(duck_dir, ignore_errors=True)
+        d.add(*run([duck, "-c", f".read {duck_sql}"])[:3])
+
+    log(f"ingest x{args.runs} each")
+    alternate(args.runs, al_ingest, duck_ingest)
+    steps.append({"name": "ingest", "auditlake": a.result(), "duckdb": d.result()})
+
+    # 2. The same feed again: every event a duplicate, nothing committed.
+    r = Side("auditlake")
+    log(f"re-ingest x{args.runs}")
+    for _ in range(args.runs):
+        wall, cpu, rss, out = run([al, "--quiet", "--lake", lake, "ingest", feed, "--format", "json"], stdout=None)
+        r.add(wall, cpu, rss)
+        m = json.loads(out)
+        if m["ingested"] != 0 or m["table_version"] is not None:
+            raise SystemExit(f"re-ingest committed something: {m}")
+    checks.append("re-ingest of the same feed ingested 0 events and committed nothing, every run")
+    first = statistics.median(a.wall)
+    steps.append({"name": "re-ingest (all duplicates)", "auditlake": r.result(),
+                  "vs_first_ingest": statistics.median(r.wall) / first})
+
+    wall, _, _, _ = run([al, "--quiet", "--lake", lake, "compact"])
+    checks.append(f"compact after ingest took {wall:.2f} s")
+    _, _, _, out = run([al, "--lake", lake, "query", "--format", "csv", "SELECT count(*) AS n FROM audit_log"], stdout=None)
+    al_rows = int(out.decode().split()[1])
+    _, _, _, out = run([duck, "-csv", "-c", f"SELECT count(*) AS n FROM read_parquet('{duck_dir}/**/*.parquet')"], stdout=None)
+    duck_rows = int(out.decode().split()[1])
+    if al_rows != duck_rows:
+        raise SystemExit(f"row counts differ: auditlake {al_rows}, DuckDB {duck_rows}")
+    checks.append(f"both sides hold {al_rows:,} distinct events ({entries - al_rows:,} duplicates dropped)")
+
+    # 3. Queries: the same SQL text on both sides.
+    view = f"CREATE VIEW audit_log AS SELECT * FROM read_parquet('{duck_dir}/**/*.parquet', hive_partitioning = true);"
+    for name, (kind, qname, sql) in queries(point_id, first_day).items():
+        al_cmd = [al, "--quiet", "--lake", lake, "query", "--format", "csv"]
+        al_cmd += ["--name", qname] if kind == "named" else [sql]
+        duck_cmd = [duck, "-csv", "-c", f"SET TimeZone = 'UTC'; {view} {sql.strip().rstrip(';')};"]
+        al_out, duck_out = run(al_cmd, stdout=None)[3], run(duck_cmd, stdout=None)[3]
+        ra, rd = normalise_rows(al_out), normalise_rows(duck_out)
+        if ra != rd:
+            diff = [x for x in ra if x not in rd][:3]
+            raise SystemExit(f"{name}: results differ ({len(ra)} vs {len(rd)} rows), e.g. {diff}")
+        checks.append(f"{name}: both sides return the same {len(ra)} rows")
+        qa, qd = Side("auditlake"), Side("duckdb")
+        log(f"query {name} x{args.query_runs} each")
+        alternate(args.query_runs, lambda: qa.add(*run(al_cmd)[:3]), lambda: qd.add(*run(duck_cmd)[:3]))
+        steps.append({"name": f"query {name}", "auditlake": qa.result(), "duckdb": qd.result()})
+
+    # 4. Partition pruning: a one-day query on a year of data vs on a lake of that day alone.
+    pruning = None
+    if not args.skip_pruning:
+        per_day = max(1, args.events // args.days)
+        year_feed = os.path.join(args.work, f"year-{per_day}.ndjson")
+        day_feed = os.path.join(args.work, f"day-{per_day}.ndjson")
+        year_lake, day_lake = os.path.join(args.work, "lake-year"), os.path.join(args.work, "lake-day")
+        if not os.path.exists(year_lake):
+            log(f"pruning: a year at {per_day:,} events a day")
+            run([al, "--quiet", "generate", "--events", str(per_day * 365), "--days", "365", "--start", "2025-11-01", "--out", year_feed])
+            run([al, "--quiet", "--lake", year_lake, "ingest", year_feed])
+            os.remove(year_feed)
+        if not os.path.exists(day_lake):
+            run([al, "--quiet", "generate", "--events", str(per_day), "--days", "1", "--start", "2026-06-15", "--out", day_feed])
+            run([al, "--quiet", "--lake", day_lake, "ingest", day_feed])
+            os.remove(day_feed)
+        sql = "SELECT action, count(*) AS events FROM audit_log WHERE date = DATE '2026-06-15' GROUP BY action ORDER BY events DESC, action"
+        y, dd = Side("year"), Side("day")
+        alternate(args.query_runs,
+                  lambda: y.add(*run([al, "--quiet", "--lake", year_lake, "query", "--format", "csv", sql])[:3]),
+                  lambda: dd.add(*run([al, "--quiet", "--lake", day_lake, "query", "--format", "csv", sql])[:3]))
+        pruning = {"events_per_day": per_day, "year_lake": y.result(), "day_lake": dd.result(),
+                   "ratio": statistics.median(y.wall) / statistics.median(dd.wall)}
+
+    for s in steps:
+        if s.get("duckdb"):
+            s["ratio"] = s["auditlake"]["wall_s"]["median"] / s["duckdb"]["wall_s"]["median"]
+
+    version = run([al, "--version"], stdout=None)[3].decode().strip()
+    duck_version = run([duck, "--version"], stdout=None)[3].decode().strip()
+    results = {
+        "environment": {
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": platform.platform(),
+            "cpus": os.cpu_count(),
+            "auditlake": version,
+            "duckdb": duck_version,
+        },
+        "feed": {"events": args.events, "entries": entries, "days": args.days, "bytes": os.path.getsize(feed)},
+        "runs": args.runs,
+        "query_runs": args.query_runs,
+        "steps": steps,
+        "pruning": pruning,
+        "checks": checks,
+    }
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = os.path.join(args.out, f"{args.events}-{stamp}")
+    with open(base + ".json", "w") as f:
+        json.dump(results, f, indent=2)
+    md = markdown(results)
+    if pruning:
+        md += (f"\nPartition pruning: a one-day query on a lake of 365 days took "
+               f"{pruning['year_lake']['wall_s']['median']:.3f} s vs {pruning['day_lake']['wall_s']['median']:.3f} s "
+               f"on a lake of that day alone (ratio {pruning['ratio']:.2f}).\n")
+    reingest = next(s for s in steps if s["name"].startswith("re-ingest"))
+    md += f"\nRe-ingest of the whole feed took {reingest['vs_first_ingest']:.2f}x the first ingest's median time.\n"
+    with open(base + ".md", "w") as f:
+        f.write(md)
+    with open(base + ".svg", "w") as f:
+        f.write(svg_chart(results))
+    for ext in ("json", "md", "svg"):
+        shutil.copyfile(f"{base}.{ext}", os.path.join(args.out, f"latest-{args.events}.{ext}"))
+    print(md)
+    log(f"results in {base}.{{json,md,svg}}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The benchmark: auditlake against DuckDB on the same generated feed, on this machine.
+#
+#   bench/run.sh                      # 1M events over 30 days (about 530 MB of NDJSON)
+#   bench/run.sh --events 10000000    # 10M events
+#   bench/run.sh --runs 5 --query-runs 9
+#
+# Installs the DuckDB CLI (PyPI's duckdb-cli, the native binary) into a venv, builds auditlake in
+# release mode (a clean build takes about 40 minutes on two cores), then runs bench/bench.py.
+# Results go to bench/results/ as JSON, Markdown and an SVG chart.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/auditlake-target}"
+venv="${AUDITLAKE_BENCH_VENV:-/var/tmp/auditlake-bench-venv}"
+duckdb_version="${DUCKDB_VERSION:-1.5.6}"
+
+if [ ! -x "$venv/bin/duckdb" ]; then
+  echo "[bench] installing duckdb-cli $duckdb_version into $venv" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "duckdb-cli==$duckdb_version"
+fi
+echo "[bench] building auditlake (release)" >&2
+cargo build --release --quiet
+exec python3 bench/bench.py --auditlake "$CARGO_TARGET_DIR/release/auditlake" --duckdb "$venv/bin/duckdb" "$@"

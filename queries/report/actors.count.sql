@@ -1,0 +1,2 @@
+-- actors
+SELECT count(*) AS actors FROM (SELECT DISTINCT actor_name, email, actor_type FROM events)

@@ -1,0 +1,2 @@
+-- events
+SELECT count(*) AS events FROM events
