@@ -301,9 +301,30 @@ pub fn id_key(id: &str) -> u128 {
     xxhash_rust::xxh3::xxh3_128(id.as_bytes())
 }
 
+/// A set of dedupe keys. The keys are already uniform hashes, so hashing them again (SipHash,
+/// the default) is wasted work: the set folds the key's two halves instead.
+pub type KeySet = HashSet<u128, std::hash::BuildHasherDefault<KeyHasher>>;
+
+/// The hasher of [`KeySet`]: only ever fed one `u128`.
+#[derive(Default)]
+pub struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by u128 keys; kept correct for any other input.
+        self.0 = xxhash_rust::xxh3::xxh3_64_with_seed(bytes, self.0);
+    }
+    fn write_u128(&mut self, k: u128) {
+        self.0 ^= (k as u64) ^ ((k >> 64) as u64);
+    }
+}
+
 /// Adds the dedupe keys of a column of ids, whichever string layout the reader chose
 /// (DataFusion reads Parquet strings as Utf8View).
-pub fn extend_keys(out: &mut HashSet<u128>, ids: &deltalake::arrow::array::ArrayRef) -> Result<()> {
+pub fn extend_keys(out: &mut KeySet, ids: &deltalake::arrow::array::ArrayRef) -> Result<()> {
     let utf8 = deltalake::arrow::compute::cast(ids, &deltalake::arrow::datatypes::DataType::Utf8)?;
     out.extend(deltalake::arrow::array::cast::as_string_array(&utf8).iter().flatten().map(id_key));
     Ok(())
@@ -311,8 +332,8 @@ pub fn extend_keys(out: &mut HashSet<u128>, ids: &deltalake::arrow::array::Array
 
 /// The dedupe keys of every row already in the given date partitions (days since the epoch).
 /// Only those partitions' files are read, and only their `id` column.
-pub async fn ids_in_partitions(table: &DeltaTable, dates: &[i32]) -> Result<HashSet<u128>> {
-    let mut out = HashSet::new();
+pub async fn ids_in_partitions(table: &DeltaTable, dates: &[i32]) -> Result<KeySet> {
+    let mut out = KeySet::default();
     if dates.is_empty() || table.snapshot().map(|s| s.log_data().num_files()).unwrap_or(0) == 0 {
         return Ok(out);
     }
@@ -370,7 +391,7 @@ pub async fn ids_in_files(table: &DeltaTable, paths: &[String]) -> Result<Vec<u1
         let mask = ProjectionMask::columns(builder.parquet_schema(), [c::ID]);
         let mut stream = builder.with_projection(mask).build().map_err(read_err)?;
         while let Some(batch) = stream.try_next().await.map_err(read_err)? {
-            let mut keys = HashSet::new();
+            let mut keys = KeySet::default();
             extend_keys(&mut keys, batch.column(0))?;
             out.extend(keys);
         }

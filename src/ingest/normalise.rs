@@ -65,6 +65,10 @@ pub fn format_date(days: i32) -> String {
 
 /// Normalises one raw entry.
 pub fn normalise(text: &[u8]) -> Result<Row<'_>, Rejection> {
+    // Validate UTF-8 once for the whole entry (std's check is fast on ASCII), then parse as
+    // text, so serde_json does not re-check every key and value it borrows.
+    let text = std::str::from_utf8(text)
+        .map_err(|e| Rejection(format!("invalid UTF-8 at byte {} of the entry", e.valid_up_to())))?;
     let fields = parse_object(text)?;
     let mut row = Row::default();
     let mut id = None;
@@ -138,7 +142,7 @@ fn lift_extra_data<'a>(value: &'a RawValue, row: &mut Row<'a>) -> Result<(), Rej
         // Kept as sent, but there is nothing to lift from a non-object.
         return Ok(());
     }
-    let fields = parse_object(value.get().as_bytes())?;
+    let fields = parse_object(value.get())?;
     let scenario_slot = PLAIN_STRING_FIELDS.iter().position(|f| *f == col::SCENARIO_ID).expect("scenario_id");
     for (key, v) in fields.0 {
         match key.as_ref() {
@@ -222,8 +226,34 @@ fn unescape(v: &RawValue) -> Result<Cow<'_, str>, serde_json::Error> {
     serde_json::from_str::<String>(raw).map(Cow::Owned)
 }
 
+/// Whether `json` has whitespace outside its strings. Usually not (Torq sends compact JSON), and
+/// a byte scan is much cheaper than the char-by-char copy below.
+fn has_insignificant_whitespace(json: &str) -> bool {
+    let (mut in_string, mut escape) = (false, false);
+    for &b in json.as_bytes() {
+        if in_string {
+            if escape {
+                escape = false;
+            } else if b == b'\\' {
+                escape = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if b.is_ascii_whitespace() {
+            return true;
+        }
+    }
+    false
+}
+
 /// Appends `json` without insignificant whitespace, keeping key order and string contents.
 fn minify_into(json: &str, out: &mut String) {
+    if !has_insignificant_whitespace(json) {
+        out.push_str(json);
+        return;
+    }
     let mut in_string = false;
     let mut escape = false;
     for c in json.chars() {
@@ -285,16 +315,16 @@ impl<'de> Deserialize<'de> for Members<'de> {
     }
 }
 
-fn parse_object(text: &[u8]) -> Result<Members<'_>, Rejection> {
-    let first = text.iter().copied().find(|b| !b.is_ascii_whitespace());
+fn parse_object(text: &str) -> Result<Members<'_>, Rejection> {
+    let first = text.bytes().find(|b| !b.is_ascii_whitespace());
     if first != Some(b'{') {
         // Say what it is, if it is JSON at all.
-        return match serde_json::from_slice::<&RawValue>(text) {
+        return match serde_json::from_str::<&RawValue>(text) {
             Ok(v) => reject(format!("not a JSON object: {}", clip(v.get()))),
             Err(e) => reject(format!("invalid JSON: {e}")),
         };
     }
-    serde_json::from_slice::<Members>(text).map_err(|e| {
+    serde_json::from_str::<Members>(text).map_err(|e| {
         if e.is_eof() { Rejection(format!("truncated JSON: {e}")) } else { Rejection(format!("invalid JSON: {e}")) }
     })
 }
@@ -404,7 +434,7 @@ mod tests {
 
     #[test]
     fn rejections_say_why() {
-        let cases: [(&[u8], &str); 7] = [
+        let cases: [(&[u8], &str); 8] = [
             (b"[1,2]", "not a JSON object"),
             (b"\"hello\"", "not a JSON object"),
             (b"not json", "invalid JSON"),
@@ -412,6 +442,7 @@ mod tests {
             (br#"{"timestamp":"2026-09-01T00:00:00Z"}"#, "missing `id`"),
             (br#"{"id":"  ","timestamp":"2026-09-01T00:00:00Z"}"#, "empty `id`"),
             (br#"{"id":"a"}"#, "missing `timestamp`"),
+            (b"{\"id\":\"a\xff\",\"timestamp\":\"2026-09-01T00:00:00Z\"}", "invalid UTF-8 at byte 8"),
         ];
         for (text, want) in cases {
             let err = normalise(text).unwrap_err();

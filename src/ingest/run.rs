@@ -115,8 +115,8 @@ pub async fn ingest(lake: &Lake, opts: &IngestOptions) -> Result<IngestMetrics> 
 
     // Dedupe state: keys of ids already in the table's loaded partitions, and of this run's
     // rows (kept apart so that a concurrent commit can be checked against ours alone).
-    let mut existing: HashSet<u128> = HashSet::new();
-    let mut ours: HashSet<u128> = HashSet::new();
+    let mut existing = lake::KeySet::default();
+    let mut ours = lake::KeySet::default();
     let mut loaded: HashSet<i32> = HashSet::new();
     let mut touched: BTreeSet<i32> = BTreeSet::new();
 
@@ -226,7 +226,7 @@ async fn commit(
     actions: Vec<Action>,
     app_metadata: HashMap<String, serde_json::Value>,
     dates: &BTreeSet<String>,
-    ours: &HashSet<u128>,
+    ours: &lake::KeySet,
 ) -> Result<u64> {
     let mut known_files = lake::files_in_partitions(table, dates)?;
     for _attempt in 0..100 {
@@ -266,14 +266,25 @@ async fn commit(
 
 /// Parquet settings: zstd, row groups small enough to bound writer memory and to prune well,
 /// a bloom filter on `id` for point lookups.
+///
+/// Columns that are unique or nearly so per row skip dictionary encoding: a dictionary of them
+/// only grows until Parquet gives up on it, after hashing every value (measured: the interner
+/// was the writer's largest cost after zstd).
 pub(crate) fn writer_properties() -> WriterProperties {
-    WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid zstd level")))
+    const ZSTD_LEVEL: i32 = 1;
+    const PAGE_BYTES: usize = 128 * 1024;
+    let mut b = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).expect("valid zstd level")))
         .set_max_row_group_row_count(Some(128 * 1024))
+        .set_data_page_size_limit(PAGE_BYTES)
+        .set_dictionary_page_size_limit(PAGE_BYTES)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_column_bloom_filter_enabled(col::ID.into(), true)
-        .set_column_bloom_filter_fpp(col::ID.into(), 0.01)
-        .build()
+        .set_column_bloom_filter_fpp(col::ID.into(), 0.01);
+    for unique in [col::ID, col::TIMESTAMP, col::SOURCE, col::EXTRA_DATA, col::EXTRA] {
+        b = b.set_column_dictionary_enabled(unique.into(), false);
+    }
+    b.build()
 }
 
 fn progress_bar(enabled: bool, total: Option<u64>) -> Option<ProgressBar> {

@@ -123,7 +123,7 @@ pub async fn compact(lake: &Lake, opts: &CompactOptions) -> Result<CompactMetric
                 col(c::INGESTED_AT).sort(true, false),
             ])?;
         let mut stream = df.execute_stream().await?;
-        let mut seen: HashSet<u128> = HashSet::new();
+        let mut seen = crate::lake::KeySet::default();
         let mut dups = 0u64;
         while let Some(batch) = stream.try_next().await? {
             let ids = deltalake::arrow::compute::cast(
