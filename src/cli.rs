@@ -137,7 +137,7 @@ pub struct ReportArgs {
     #[arg(long, value_name = "NAME")]
     pub workspace: Vec<String>,
     /// html (one self-contained file), md, json, or csv (a folder); by default from --out's
-    /// extension, else md
+    /// extension (.html, .json, .md; none means a csv folder), else md
     #[arg(long, value_enum)]
     pub format: Option<ReportFormat>,
     /// Write to this file (a folder for csv) instead of stdout
@@ -257,7 +257,7 @@ pub struct IngestArgs {
     pub target_file_size: u64,
 
     /// Rows per internal batch (memory vs. overhead)
-    #[arg(long, default_value_t = 16 * 1024, hide = true)]
+    #[arg(long, default_value_t = 8 * 1024, hide = true)]
     pub batch_rows: usize,
 }
 
@@ -837,8 +837,8 @@ async fn report(lake: &Lake, args: ReportArgs, say: bool) -> Result<u8> {
         (None, Some(out)) => match out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
             Some("html" | "htm") => ReportFormat::Html,
             Some("json") => ReportFormat::Json,
-            Some("md" | "markdown") => ReportFormat::Md,
             Some(_) => ReportFormat::Md,
+            // A path without an extension is taken as the CSV folder.
             None => ReportFormat::Csv,
         },
         (None, None) => ReportFormat::Md,

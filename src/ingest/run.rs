@@ -4,7 +4,7 @@
 //! parsing and Parquet encoding use both cores while memory stays bounded by the channel, the
 //! writer's open row groups and the dedupe keys (16 bytes an event).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -47,7 +47,7 @@ pub struct IngestOptions {
 
 impl Default for IngestOptions {
     fn default() -> Self {
-        IngestOptions { inputs: Vec::new(), progress: false, batch_rows: 16 * 1024, target_file_size: 256 << 20 }
+        IngestOptions { inputs: Vec::new(), progress: false, batch_rows: 8 * 1024, target_file_size: 256 << 20 }
     }
 }
 
@@ -75,6 +75,9 @@ pub struct IngestMetrics {
     pub rows_per_sec: f64,
 }
 
+/// Encoded bytes the writer may hold in unfinished files before they are all finished.
+const FLUSH_BYTES: usize = 32 << 20;
+
 enum Msg {
     Batch(RecordBatch),
     Rejected(Rejected),
@@ -96,17 +99,38 @@ pub async fn ingest(lake: &Lake, opts: &IngestOptions) -> Result<IngestMetrics> 
     let total: Option<u64> = inputs.iter().map(Input::size).sum();
     let bar = progress_bar(opts.progress, total);
 
-    let (tx, mut rx) = mpsc::channel::<Msg>(4);
-    let decoder = {
-        let bytes_read = bytes_read.clone();
+    // Reader thread -> normaliser workers -> this task. The reader only delimits entries; the
+    // workers parse, validate and build batches in parallel; this task puts their output back in
+    // input order (so "first copy wins" stays deterministic), dedupes and writes.
+    let (tx, mut rx) = mpsc::channel::<Output>(2);
+    let decoders = {
         let batch_rows = opts.batch_rows.max(1);
         let ingested_at = now.timestamp_micros();
         let runtime = tokio::runtime::Handle::current();
-        std::thread::Builder::new()
-            .name("auditlake-decode".into())
-            .spawn(move || decode_inputs(&inputs, batch_rows, ingested_at, bytes_read, &runtime, &tx))
-            .expect("spawn decoder thread")
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
+        let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<Chunk>(workers);
+        let work_rx = Arc::new(std::sync::Mutex::new(work_rx));
+        let mut threads = Vec::new();
+        for i in 0..workers {
+            let (work_rx, tx) = (work_rx.clone(), tx.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("auditlake-normalise-{i}"))
+                    .spawn(move || normalise_chunks(&work_rx, ingested_at, &tx))
+                    .expect("spawn normaliser thread"),
+            );
+        }
+        let bytes_read = bytes_read.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("auditlake-read".into())
+                .spawn(move || read_inputs(&inputs, batch_rows, bytes_read, &runtime, &work_tx, &tx))
+                .expect("spawn reader thread"),
+        );
+        threads
     };
+    let mut pending: BTreeMap<u64, Vec<Msg>> = BTreeMap::new();
+    let mut next_seq = 0u64;
 
     let mut writer = RecordBatchWriter::for_table(&table)
         .map_err(|e| lake.delta_err("writing", e))?
@@ -117,8 +141,13 @@ pub async fn ingest(lake: &Lake, opts: &IngestOptions) -> Result<IngestMetrics> 
     // rows (kept apart so that a concurrent commit can be checked against ours alone).
     let mut existing = lake::KeySet::default();
     let mut ours = lake::KeySet::default();
+    // Sized once from the input's bytes (entries are rarely under 512 bytes): growing a table of
+    // millions of keys would briefly hold the old and the new table, 1.5 times the memory.
+    ours.reserve(total.map_or(0, |t| (t / 512) as usize));
     let mut loaded: HashSet<i32> = HashSet::new();
     let mut touched: BTreeSet<i32> = BTreeSet::new();
+    // Files finished so far; committed together at the end, so the run stays one commit.
+    let mut adds = Vec::new();
 
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
@@ -130,56 +159,79 @@ pub async fn ingest(lake: &Lake, opts: &IngestOptions) -> Result<IngestMetrics> 
                 return Err(Error::Cancelled);
             }
         };
-        let Some(msg) = msg else { break };
+        let Some(out) = msg else { break };
         if let Some(bar) = &bar {
             bar.set_position(bytes_read.load(Ordering::Relaxed));
         }
-        match msg {
-            Msg::Failed(e) => {
-                writer.reset();
-                return Err(e);
-            }
-            Msg::Rejected(r) => {
-                metrics.read += 1;
-                quarantine.add(lake, &r).await?;
-            }
-            Msg::Batch(batch) => {
-                metrics.read += batch.num_rows() as u64;
-                let dates = batch.column_by_name(PARTITION_COLUMN).expect("date column").as_primitive::<Date32Type>();
-                let new: Vec<i32> = dates
-                    .values()
-                    .iter()
-                    .copied()
-                    .filter(|d| !loaded.contains(d))
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .collect();
-                if !new.is_empty() {
-                    existing.extend(lake::ids_in_partitions(&table, &new).await?);
-                    loaded.extend(new);
+        let ready = match out.seq {
+            None => out.msgs,
+            Some(seq) => {
+                pending.insert(seq, out.msgs);
+                let mut ready = Vec::new();
+                while let Some(msgs) = pending.remove(&next_seq) {
+                    ready.extend(msgs);
+                    next_seq += 1;
                 }
-                let ids = batch.column_by_name(col::ID).expect("id column").as_string::<i32>();
-                let keep: BooleanArray = ids
-                    .iter()
-                    .map(|id| {
-                        let key = lake::id_key(id.unwrap_or_default());
-                        Some(!existing.contains(&key) && ours.insert(key))
-                    })
-                    .collect();
-                let fresh = filter_record_batch(&batch, &keep)?;
-                metrics.duplicates += (batch.num_rows() - fresh.num_rows()) as u64;
-                if fresh.num_rows() == 0 {
-                    continue;
+                ready
+            }
+        };
+        for msg in ready {
+            match msg {
+                Msg::Failed(e) => {
+                    writer.reset();
+                    return Err(e);
                 }
-                let fresh_dates =
-                    fresh.column_by_name(PARTITION_COLUMN).expect("date column").as_primitive::<Date32Type>();
-                touched.extend(fresh_dates.values().iter().copied());
-                metrics.ingested += fresh.num_rows() as u64;
-                writer.write(fresh).await.map_err(|e| lake.delta_err("writing", e))?;
+                Msg::Rejected(r) => {
+                    metrics.read += 1;
+                    quarantine.add(lake, &r).await?;
+                }
+                Msg::Batch(batch) => {
+                    metrics.read += batch.num_rows() as u64;
+                    let dates =
+                        batch.column_by_name(PARTITION_COLUMN).expect("date column").as_primitive::<Date32Type>();
+                    let new: Vec<i32> = dates
+                        .values()
+                        .iter()
+                        .copied()
+                        .filter(|d| !loaded.contains(d))
+                        .collect::<BTreeSet<_>>()
+                        .into_iter()
+                        .collect();
+                    if !new.is_empty() {
+                        existing.extend(lake::ids_in_partitions(&table, &new).await?);
+                        loaded.extend(new);
+                    }
+                    let ids = batch.column_by_name(col::ID).expect("id column").as_string::<i32>();
+                    let keep: BooleanArray = ids
+                        .iter()
+                        .map(|id| {
+                            let key = lake::id_key(id.unwrap_or_default());
+                            Some(!existing.contains(&key) && ours.insert(key))
+                        })
+                        .collect();
+                    let fresh = filter_record_batch(&batch, &keep)?;
+                    metrics.duplicates += (batch.num_rows() - fresh.num_rows()) as u64;
+                    if fresh.num_rows() == 0 {
+                        continue;
+                    }
+                    let fresh_dates =
+                        fresh.column_by_name(PARTITION_COLUMN).expect("date column").as_primitive::<Date32Type>();
+                    touched.extend(fresh_dates.values().iter().copied());
+                    metrics.ingested += fresh.num_rows() as u64;
+                    writer.write(fresh).await.map_err(|e| lake.delta_err("writing", e))?;
+                    // Every date partition has a file open; with many partitions (or a long run)
+                    // their unfinished row groups add up. Finishing all files past a budget bounds
+                    // memory whatever the input's size; compaction merges the extra files later.
+                    if writer.buffer_len() > FLUSH_BYTES {
+                        adds.extend(writer.flush().await.map_err(|e| lake.delta_err("writing", e))?);
+                    }
+                }
             }
         }
     }
-    decoder.join().expect("decoder thread panicked");
+    for t in decoders {
+        t.join().expect("decoder thread panicked");
+    }
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -188,7 +240,7 @@ pub async fn ingest(lake: &Lake, opts: &IngestOptions) -> Result<IngestMetrics> 
     metrics.rejected_files = quarantine.parts().iter().map(|p| lake.display_path(p)).collect();
     metrics.bytes_read = bytes_read.load(Ordering::Relaxed);
 
-    let adds = writer.flush().await.map_err(|e| lake.delta_err("writing", e))?;
+    adds.extend(writer.flush().await.map_err(|e| lake.delta_err("writing", e))?);
     if !adds.is_empty() {
         metrics.files_written = adds.len() as u64;
         metrics.bytes_written = adds.iter().map(|a| a.size.max(0) as u64).sum();
@@ -305,51 +357,55 @@ fn progress_bar(enabled: bool, total: Option<u64>) -> Option<ProgressBar> {
     Some(bar)
 }
 
-/// The decoder thread: every input, every record, to batches and rejections.
-fn decode_inputs(
+/// What the normaliser workers (and the reader, for a failure) send the writer task. `seq`
+/// orders chunks as they were read; a failure has none and is handled at once.
+struct Output {
+    seq: Option<u64>,
+    msgs: Vec<Msg>,
+}
+
+/// Up to `batch_rows` raw entries of one input, for one normaliser worker.
+struct Chunk {
+    seq: u64,
+    /// The input's name, for `source` and rejections.
+    name: Arc<str>,
+    text: Vec<u8>,
+    /// Each entry: its byte range in `text`, its line, and whether the input ended inside it.
+    records: Vec<(std::ops::Range<usize>, u64, bool)>,
+}
+
+/// The reader thread: delimits every entry of every input and hands them out in chunks.
+fn read_inputs(
     inputs: &[Input],
     batch_rows: usize,
-    ingested_at: i64,
     bytes_read: Arc<AtomicU64>,
     runtime: &tokio::runtime::Handle,
-    tx: &mpsc::Sender<Msg>,
+    work: &std::sync::mpsc::SyncSender<Chunk>,
+    tx: &mpsc::Sender<Output>,
 ) {
-    let mut builder = BatchBuilder::new(ingested_at);
-    let mut source = String::new();
+    let fail = |e: Error| {
+        let _ = tx.blocking_send(Output { seq: None, msgs: vec![Msg::Failed(e)] });
+    };
+    let mut seq = 0u64;
     for input in inputs {
-        let name = input.name();
+        let name: Arc<str> = input.name().into();
         let reader = match source::open(input, bytes_read.clone(), runtime) {
             Ok(r) => r,
-            Err(e) => {
-                let _ = tx.blocking_send(Msg::Failed(e));
-                return;
-            }
+            Err(e) => return fail(e),
         };
+        let new_chunk = |seq| Chunk { seq, name: name.clone(), text: Vec::new(), records: Vec::new() };
+        let mut chunk = new_chunk(seq);
         // A closed channel means the writer stopped (error or Ctrl-C): stop reading.
         let closed = || std::io::Error::new(std::io::ErrorKind::BrokenPipe, "writer stopped");
         let result = split_records(reader, |rec| {
-            if rec.truncated {
-                let reason = format!("truncated JSON: input ended inside this record ({} bytes)", rec.text.len());
-                return tx
-                    .blocking_send(Msg::Rejected(rejected(&name, rec.line, reason, &rec.text)))
-                    .map_err(|_| closed());
+            let start = chunk.text.len();
+            chunk.text.extend_from_slice(rec.text);
+            chunk.records.push((start..chunk.text.len(), rec.line, rec.truncated));
+            if chunk.records.len() >= batch_rows {
+                seq += 1;
+                work.send(std::mem::replace(&mut chunk, new_chunk(seq))).map_err(|_| closed())?;
             }
-            match normalise(&rec.text) {
-                Ok(row) => {
-                    source.clear();
-                    use std::fmt::Write;
-                    let _ = write!(source, "{name}:{}", rec.line);
-                    builder.push(&row, &source);
-                    if builder.len() >= batch_rows {
-                        let batch = builder.finish().expect("batch matches schema");
-                        tx.blocking_send(Msg::Batch(batch)).map_err(|_| closed())?;
-                    }
-                    Ok(())
-                }
-                Err(reason) => tx
-                    .blocking_send(Msg::Rejected(rejected(&name, rec.line, reason.0, &rec.text)))
-                    .map_err(|_| closed()),
-            }
+            Ok(())
         });
         if let Err(e) = result {
             if e.kind() == std::io::ErrorKind::BrokenPipe && tx.is_closed() {
@@ -357,13 +413,53 @@ fn decode_inputs(
             }
             // A read error (corrupt gzip, I/O) fails the run: committing part of a file would
             // look like success while losing its tail.
-            let _ = tx.blocking_send(Msg::Failed(Error::Input { path: name, source: e }));
-            return;
+            return fail(Error::Input { path: name.to_string(), source: e });
+        }
+        if !chunk.records.is_empty() {
+            seq += 1;
+            if work.send(chunk).is_err() {
+                return;
+            }
         }
     }
-    if !builder.is_empty() {
-        let batch = builder.finish().expect("batch matches schema");
-        let _ = tx.blocking_send(Msg::Batch(batch));
+}
+
+/// A normaliser worker: parses and validates each entry of a chunk into one batch, plus the
+/// chunk's rejections.
+fn normalise_chunks(
+    work: &std::sync::Mutex<std::sync::mpsc::Receiver<Chunk>>,
+    ingested_at: i64,
+    tx: &mpsc::Sender<Output>,
+) {
+    let mut builder = BatchBuilder::new(ingested_at);
+    let mut source = String::new();
+    loop {
+        let next = work.lock().expect("work queue lock").recv();
+        let Ok(chunk) = next else { return };
+        let mut msgs = Vec::new();
+        for (range, line, truncated) in &chunk.records {
+            let text = &chunk.text[range.clone()];
+            if *truncated {
+                let reason = format!("truncated JSON: input ended inside this record ({} bytes)", text.len());
+                msgs.push(Msg::Rejected(rejected(&chunk.name, *line, reason, text)));
+                continue;
+            }
+            match normalise(text) {
+                Ok(row) => {
+                    source.clear();
+                    use std::fmt::Write;
+                    let _ = write!(source, "{}:{line}", chunk.name);
+                    builder.push(&row, &source);
+                }
+                Err(reason) => msgs.push(Msg::Rejected(rejected(&chunk.name, *line, reason.0, text))),
+            }
+        }
+        if !builder.is_empty() {
+            msgs.push(Msg::Batch(builder.finish().expect("batch matches schema")));
+        }
+        if tx.blocking_send(Output { seq: Some(chunk.seq), msgs }).is_err() {
+            return;
+        }
     }
 }
 
