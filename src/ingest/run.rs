@@ -1,8 +1,9 @@
 //! One ingest run: read every input, dedupe, write Parquet, commit once.
 //!
-//! Decoding runs on its own thread and hands Arrow batches over a bounded channel, so JSON
-//! parsing and Parquet encoding use both cores while memory stays bounded by the channel, the
-//! writer's open row groups and the dedupe keys (16 bytes an event).
+//! A reader thread delimits entries; one normaliser worker per core parses and validates them
+//! into Arrow batches; this task puts the batches back in input order, dedupes and writes. Memory
+//! stays bounded: a few chunks in flight, unfinished files up to `FLUSH_BYTES`, and the dedupe
+//! keys (17 bytes an event, in a table sized once from the input's size).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;

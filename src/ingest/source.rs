@@ -161,7 +161,7 @@ const BUF: usize = 1 << 20;
 
 /// Opens an input, decompressing gzip when the first two bytes are its magic number.
 /// Bytes read from the underlying file (compressed size) are added to `count`.
-/// `runtime` drives object-store reads from the (synchronous) decoder thread.
+/// `runtime` drives object-store reads from the (synchronous) reader thread.
 pub fn open(input: &Input, count: Arc<AtomicU64>, runtime: &Handle) -> Result<Box<dyn BufRead + Send>, Error> {
     let raw: Box<dyn Read + Send> = match input {
         Input::Stdin => Box::new(io::stdin()),
