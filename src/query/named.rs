@@ -152,24 +152,31 @@ pub fn find(name: &str, user_dir: Option<&Path>) -> Result<NamedQuery> {
     })
 }
 
+/// Test helper: asserts that the `.sql` files in `queries/<folder>` are exactly `embedded`, so
+/// a new file cannot be forgotten in the binary.
+#[cfg(test)]
+pub(crate) fn assert_all_embedded(folder: &str, embedded: &[(&str, &str)]) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries").join(folder);
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.unwrap().path();
+            (p.extension()? == "sql").then(|| p.file_stem().unwrap().to_string_lossy().into_owned())
+        })
+        .collect();
+    on_disk.sort();
+    let mut names: Vec<String> = embedded.iter().map(|(n, _)| n.to_string()).collect();
+    names.sort();
+    assert_eq!(on_disk, names);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn every_file_in_queries_is_embedded() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries");
-        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
-            .unwrap()
-            .filter_map(|e| {
-                let p = e.unwrap().path();
-                (p.extension()? == "sql").then(|| p.file_stem().unwrap().to_string_lossy().into_owned())
-            })
-            .collect();
-        on_disk.sort();
-        let mut embedded: Vec<String> = EMBEDDED.iter().map(|(n, _)| n.to_string()).collect();
-        embedded.sort();
-        assert_eq!(on_disk, embedded);
+        assert_all_embedded("", EMBEDDED);
         for (name, sql) in EMBEDDED {
             let q = NamedQuery::parse(name, sql, "embedded");
             assert!(!q.description.is_empty(), "{name} needs a description comment");

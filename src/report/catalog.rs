@@ -230,18 +230,7 @@ mod tests {
 
     #[test]
     fn every_file_in_queries_report_is_embedded_once() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/report");
-        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
-            .unwrap()
-            .filter_map(|e| {
-                let p = e.unwrap().path();
-                (p.extension()? == "sql").then(|| p.file_stem().unwrap().to_string_lossy().into_owned())
-            })
-            .collect();
-        on_disk.sort();
-        let mut embedded: Vec<String> = EMBEDDED.iter().map(|(n, _)| n.to_string()).collect();
-        embedded.sort();
-        assert_eq!(on_disk, embedded);
+        crate::query::named::assert_all_embedded("report", EMBEDDED);
     }
 
     #[test]
