@@ -893,9 +893,10 @@ async fn report(lake: &Lake, args: ReportArgs, say: bool) -> Result<u8> {
     if say {
         let tables: usize = report.sections.iter().map(|s| s.tables.len()).sum();
         eprintln!(
-            "report: {} events, {} sections, {tables} tables from table version {} in {:.2} s, {} to {target}",
+            "report: {} events, {} section{}, {tables} tables from table version {} in {:.2} s, {} to {target}",
             report.header.events,
             report.sections.len(),
+            if report.sections.len() == 1 { "" } else { "s" },
             report.header.table_version.map_or("none".to_string(), |v| v.to_string()),
             started.elapsed().as_secs_f64(),
             format.name()
