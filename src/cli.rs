@@ -852,7 +852,6 @@ async fn report(lake: &Lake, args: ReportArgs, say: bool) -> Result<u8> {
     if format == Format::Csv && args.out.is_none() {
         bail!("--format csv writes one file per table: give a folder with --out DIR");
     }
-    crate::report::parse_tz(&args.tz).map_err(anyhow::Error::msg)?;
     let opts = crate::report::ReportOptions {
         from,
         to,

@@ -142,9 +142,14 @@ fn statement_read_only(s: &Statement) -> Option<String> {
 /// Plans a user's SQL in `session`, refusing writes. DataFusion's own guard is kept as a second
 /// line of defence.
 pub async fn sql(session: &Session, sql: &str) -> Result<DataFrame> {
+    sql_in(&session.ctx, sql).await
+}
+
+/// [`sql`] in any context, for sessions that register more tables than `audit_log` (the report).
+pub async fn sql_in(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
     check_read_only(sql)?;
     let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
-    Ok(session.ctx.sql_with_options(sql, options).await?)
+    Ok(ctx.sql_with_options(sql, options).await?)
 }
 
 #[cfg(test)]

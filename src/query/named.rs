@@ -127,20 +127,37 @@ pub fn catalog(user_dir: Option<&Path>) -> Result<BTreeMap<String, NamedQuery>> 
     let mut all: BTreeMap<String, NamedQuery> =
         EMBEDDED.iter().map(|(name, sql)| (name.to_string(), NamedQuery::parse(name, sql, "embedded"))).collect();
     if let Some(dir) = user_dir {
-        let err = |source| Error::QueriesDir { path: dir.display().to_string(), source };
-        let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(err)?.collect::<std::io::Result<_>>().map_err(err)?;
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
-            let path = entry.path();
-            if path.extension().and_then(|e| e.to_str()) != Some("sql") {
-                continue;
-            }
-            let Some(name) = path.file_stem().and_then(|s| s.to_str()) else { continue };
-            let sql = std::fs::read_to_string(&path).map_err(err)?;
-            all.insert(name.to_string(), NamedQuery::parse(name, &sql, &path.display().to_string()));
+        for file in sql_files(dir)? {
+            all.insert(file.name.clone(), NamedQuery::parse(&file.name, &file.sql, &file.path.display().to_string()));
         }
     }
     Ok(all)
+}
+
+/// One `.sql` file of a user's folder.
+pub(crate) struct SqlFile {
+    /// The file name without `.sql`.
+    pub name: String,
+    pub path: std::path::PathBuf,
+    pub sql: String,
+}
+
+/// The `.sql` files directly in `dir`, sorted by name; other files are ignored.
+pub(crate) fn sql_files(dir: &Path) -> Result<Vec<SqlFile>> {
+    let err = |source| Error::QueriesDir { path: dir.display().to_string(), source };
+    let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(err)?.collect::<std::io::Result<_>>().map_err(err)?;
+    entries.sort_by_key(|e| e.file_name());
+    let mut out = Vec::new();
+    for entry in entries {
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("sql") {
+            continue;
+        }
+        let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_string) else { continue };
+        let sql = std::fs::read_to_string(&path).map_err(err)?;
+        out.push(SqlFile { name, path, sql });
+    }
+    Ok(out)
 }
 
 /// Looks a query up by name.

@@ -169,22 +169,15 @@ pub fn sections(user_dir: Option<&Path>) -> Result<Vec<SectionQueries>> {
     let mut queries: Vec<TableQuery> =
         EMBEDDED.iter().map(|(key, sql)| TableQuery::parse(key, sql, "embedded")).collect();
     if let Some(dir) = user_dir {
-        let err = |source| Error::QueriesDir { path: dir.display().to_string(), source };
         let mut found: BTreeMap<String, TableQuery> = BTreeMap::new();
-        for entry in std::fs::read_dir(dir).map_err(err)? {
-            let path = entry.map_err(err)?.path();
-            if path.extension().and_then(|e| e.to_str()) != Some("sql") {
-                continue;
-            }
-            let Some(key) = path.file_stem().and_then(|s| s.to_str()) else { continue };
-            if !key.contains('.') {
+        for file in crate::query::named::sql_files(dir)? {
+            if !file.name.contains('.') {
                 return Err(Error::InvalidArgument(format!(
                     "report query {} must be named <section>.<table>.sql",
-                    path.display()
+                    file.path.display()
                 )));
             }
-            let sql = std::fs::read_to_string(&path).map_err(err)?;
-            found.insert(key.to_string(), TableQuery::parse(key, &sql, &path.display().to_string()));
+            found.insert(file.name.clone(), TableQuery::parse(&file.name, &file.sql, &file.path.display().to_string()));
         }
         for q in &mut queries {
             if let Some(mine) = found.remove(&q.key) {

@@ -31,7 +31,6 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::datasource::MemTable;
-use datafusion::execution::context::SQLOptions;
 use datafusion::functions::expr_fn::{date_part, to_local_time};
 use datafusion::prelude::{DataFrame, SessionContext, cast as cast_expr, col, lit};
 use serde::Serialize;
@@ -406,9 +405,7 @@ async fn run(ctx: &SessionContext, q: &catalog::TableQuery) -> Result<Table> {
 }
 
 async fn collect(ctx: &SessionContext, sql: &str) -> Result<Table> {
-    query::check_read_only(sql)?;
-    let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
-    let df = ctx.sql_with_options(sql, options).await?;
+    let df = query::sql_in(ctx, sql).await?;
     let columns: Vec<String> = df.schema().fields().iter().map(|f| f.name().clone()).collect();
     let batches = df.collect().await?;
     let mut rows = Vec::new();
