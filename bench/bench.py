@@ -228,6 +228,7 @@ def main():
     p.add_argument("--work", default="/var/tmp/auditlake-bench")
     p.add_argument("--out", default=os.path.join(HERE, "results"))
     p.add_argument("--skip-pruning", action="store_true", help="skip the year-vs-day partition pruning step")
+    p.add_argument("--skip-cluster", action="store_true", help="skip the local-vs-Ballista step")
     args = p.parse_args()
 
     al, duck = os.path.abspath(args.auditlake), os.path.abspath(args.duckdb)
@@ -335,6 +336,37 @@ def main():
         pruning = {"events_per_day": per_day, "year_lake": y.result(), "day_lake": dd.result(),
                    "ratio": statistics.median(y.wall) / statistics.median(dd.wall)}
 
+    # 5. The same queries through a Ballista scheduler and executor (in one process, on loopback)
+    # against running them in the CLI's own process: what going distributed costs here.
+    cluster_steps = []
+    has_cluster = subprocess.run([al, "cluster", "--help"], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL).returncode == 0
+    if not args.skip_cluster and not has_cluster:
+        log("cluster: skipped, this auditlake was built without the `cluster` feature")
+    if not args.skip_cluster and has_cluster:
+        server = subprocess.Popen([al, "--quiet", "--lake", lake, "cluster"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            url = server.stdout.readline().decode().strip()
+            if not url.startswith("df://"):
+                raise SystemExit(f"auditlake cluster did not print its URL (got {url!r})")
+            log(f"cluster: in-process scheduler and executor at {url}")
+            for name, (kind, qname, sql) in queries(point_id, first_day).items():
+                local_cmd = [al, "--quiet", "--lake", lake, "query", "--format", "csv"]
+                local_cmd += ["--name", qname] if kind == "named" else [sql]
+                cluster_cmd = local_cmd + ["--cluster", url]
+                rl, rc = normalise_rows(run(local_cmd, stdout=None)[3]), normalise_rows(run(cluster_cmd, stdout=None)[3])
+                if rl != rc:
+                    raise SystemExit(f"{name}: the cluster's answer differs from the local one ({len(rl)} vs {len(rc)} rows)")
+                checks.append(f"{name}: local and cluster return the same {len(rl)} rows")
+                ql, qc = Side("local"), Side("cluster")
+                log(f"cluster: query {name} x{args.query_runs} each")
+                alternate(args.query_runs, lambda: ql.add(*run(local_cmd)[:3]), lambda: qc.add(*run(cluster_cmd)[:3]))
+                cluster_steps.append({"name": f"query {name}", "local": ql.result(), "cluster": qc.result(),
+                                      "ratio": statistics.median(qc.wall) / statistics.median(ql.wall)})
+        finally:
+            server.terminate()
+            server.wait()
+
     for s in steps:
         if s.get("duckdb"):
             s["ratio"] = s["auditlake"]["wall_s"]["median"] / s["duckdb"]["wall_s"]["median"]
@@ -354,6 +386,7 @@ def main():
         "query_runs": args.query_runs,
         "steps": steps,
         "pruning": pruning,
+        "cluster": cluster_steps,
         "checks": checks,
     }
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -365,6 +398,13 @@ def main():
         md += (f"\nPartition pruning: a one-day query on a lake of 365 days took "
                f"{pruning['year_lake']['wall_s']['median']:.3f} s vs {pruning['day_lake']['wall_s']['median']:.3f} s "
                f"on a lake of that day alone (ratio {pruning['ratio']:.2f}).\n")
+    if cluster_steps:
+        md += ("\nThe same queries through Ballista (`--cluster`, scheduler and executor in one process on this "
+               "machine) against the CLI alone, both as whole `auditlake query` processes; ratio = cluster / local:\n\n"
+               "| step | local wall s | cluster wall s | ratio |\n|---|---:|---:|---:|\n")
+        for c in cluster_steps:
+            fmt = lambda s: f"{s['min']:.3f} / **{s['median']:.3f}** / {s['max']:.3f}"
+            md += f"| {c['name']} | {fmt(c['local']['wall_s'])} | {fmt(c['cluster']['wall_s'])} | {c['ratio']:.2f} |\n"
     reingest = next(s for s in steps if s["name"].startswith("re-ingest"))
     md += f"\nRe-ingest of the whole feed took {reingest['vs_first_ingest']:.2f}x the first ingest's median time.\n"
     with open(base + ".md", "w") as f:

@@ -19,6 +19,6 @@ if [ ! -x "$venv/bin/duckdb" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q "duckdb-cli==$duckdb_version"
 fi
-echo "[bench] building auditlake (release)" >&2
-cargo build --release --quiet
+echo "[bench] building auditlake (release, with the Ballista client for the cluster rows)" >&2
+cargo build --release --quiet --features cluster
 exec python3 bench/bench.py --auditlake "$CARGO_TARGET_DIR/release/auditlake" --duckdb "$venv/bin/duckdb" "$@"

@@ -25,10 +25,11 @@ export AUDITLAKE_VENV="$venv" AUDITLAKE_TEST_PYTHON="$venv/bin/python"
 eval "$(./scripts/s3-server.sh start)"
 trap './scripts/s3-server.sh stop' EXIT
 
-# Doc examples first, so the last summary printed is the whole suite's.
-cargo test --doc
+# Doc examples first, so the last summary printed is the whole suite's. One feature set for both
+# (`cluster` adds the Ballista client and tests/cluster.rs), so CI compiles DataFusion once.
+cargo test --doc --features cluster
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --no-fail-fast
+  cargo nextest run --no-fail-fast --features cluster
 else
-  cargo test --no-fail-fast --lib --bins --tests
+  cargo test --no-fail-fast --features cluster --lib --bins --tests
 fi

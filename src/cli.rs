@@ -17,7 +17,7 @@ use crate::ingest::{IngestMetrics, IngestOptions};
 use crate::lake::Lake;
 use crate::query::named;
 use crate::query::search::SearchFilters;
-use crate::query::{OutputFormat, Window};
+use crate::query::{Engine, OutputFormat, Window};
 use crate::schema;
 
 /// Exit status when an ingest committed its good records but rejected some.
@@ -123,6 +123,24 @@ auditlake report --list"
     #[command(after_help = "Examples:\n  auditlake generate --events 1000000 --days 30 --out feed.ndjson\n  \
 auditlake generate --events 5000 --format pages | gzip > pages.json.gz")]
     Generate(GenerateArgs),
+
+    /// Start a Ballista scheduler and executor in this process, on loopback, to try --cluster
+    ///
+    /// Prints the scheduler's df:// URL on stdout and runs until Ctrl-C. The executor reads the
+    /// lake's files with the same object-store settings (AWS_* ...) as this command. For a real
+    /// cluster, run Ballista's own scheduler and executors (see deploy/ballista/).
+    #[cfg(feature = "cluster")]
+    #[command(after_help = "Examples:\n  auditlake cluster &\n  \
+auditlake query --name by_action --cluster df://localhost:PORT")]
+    Cluster(ClusterArgs),
+}
+
+#[cfg(feature = "cluster")]
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// Task slots of the in-process executor (default: one per core)
+    #[arg(long, value_name = "N")]
+    pub vcores: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -170,6 +188,9 @@ pub struct ReportArgs {
     /// List the sections and their tables, then exit
     #[arg(long)]
     pub list: bool,
+
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -325,6 +346,20 @@ pub struct WindowArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct EngineArgs {
+    /// Run on a Ballista cluster: its scheduler, as df://HOST:PORT (builds with `--features cluster`;
+    /// `auditlake cluster` starts one in-process to try it)
+    #[arg(long, value_name = "df://HOST:PORT")]
+    pub cluster: Option<String>,
+}
+
+impl EngineArgs {
+    fn engine(&self) -> Engine {
+        self.cluster.clone().map_or(Engine::Local, Engine::Cluster)
+    }
+}
+
+#[derive(Debug, Args)]
 pub struct OutputArgs {
     /// Result format (`json` is one array of objects; `parquet` needs --out)
     #[arg(long, value_enum, default_value_t = ResultFormat::Table)]
@@ -366,6 +401,9 @@ pub struct QueryArgs {
 
     #[command(flatten)]
     pub output: OutputArgs,
+
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 #[derive(Debug, Args)]
@@ -418,6 +456,9 @@ pub struct SearchArgs {
 
     #[command(flatten)]
     pub output: OutputArgs,
+
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 #[derive(Debug, Args)]
@@ -541,7 +582,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 ascending: args.oldest_first,
                 all_columns: args.all_columns,
             };
-            let session = crate::query::open(&lake, &window(&args.window)?, args.output.as_of_version).await?;
+            let session = crate::query::open(&lake, &window(&args.window)?, args.output.as_of_version, &args.engine.engine()).await?;
             let df = crate::query::search::search(&session, &filters).await?;
             let rows = crate::query::output::write(df, args.output.format.into(), args.output.out.as_deref()).await?;
             if say {
@@ -731,6 +772,18 @@ pub async fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Report(args) => report(&lake, args, say).await,
+        #[cfg(feature = "cluster")]
+        Command::Cluster(args) => {
+            let vcores = args.vcores.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            let addr = crate::cluster::start_standalone(vcores).await?;
+            println!("df://localhost:{}", addr.port());
+            std::io::stdout().flush()?;
+            if say {
+                eprintln!("Ballista scheduler on {addr} with one executor of {vcores} task slots; Ctrl-C stops them");
+            }
+            tokio::signal::ctrl_c().await?;
+            Ok(0)
+        }
         Command::Generate(args) => {
             if !(0.0..=1.0).contains(&args.duplicates) {
                 bail!("invalid --duplicates {}: expected a fraction from 0 to 1", args.duplicates);
@@ -782,7 +835,7 @@ async fn query(lake: &Lake, args: QueryArgs, say: bool) -> Result<u8> {
         }
         return Ok(0);
     }
-    let session = crate::query::open(lake, &window(&args.window)?, args.output.as_of_version).await?;
+    let session = crate::query::open(lake, &window(&args.window)?, args.output.as_of_version, &args.engine.engine()).await?;
     if session.version.is_none() && say {
         eprintln!(
             "note: no table at {} yet; the result is empty (run `auditlake ingest` first)",
@@ -865,6 +918,7 @@ async fn report(lake: &Lake, args: ReportArgs, say: bool) -> Result<u8> {
         gap_hours: args.gap_hours,
         queries_dir: args.queries,
         generated_at: generation_time()?,
+        engine: args.engine.engine(),
     };
     let started = std::time::Instant::now();
     let report = crate::report::build(lake, &opts).await.context("report failed")?;

@@ -63,6 +63,10 @@ pub enum Error {
     #[error("another ingest committed some of the same events first; nothing was committed, rerun to finish")]
     ConcurrentOverlap,
 
+    /// `--cluster` was given but this build has no Ballista client, or the URL is not one.
+    #[error("{0}")]
+    Cluster(String),
+
     /// An option's value makes no sense (the CLI checks most of these first).
     #[error("{0}")]
     InvalidArgument(String),

@@ -44,7 +44,7 @@ impl std::fmt::Debug for Lake {
     }
 }
 
-fn with_trailing_slash(mut url: Url) -> Url {
+pub(crate) fn with_trailing_slash(mut url: Url) -> Url {
     if !url.path().ends_with('/') {
         let path = format!("{}/", url.path());
         url.set_path(&path);

@@ -10,6 +10,7 @@
 //!    -> Delta table `audit_log`, partitioned by UTC date, Parquet + zstd
 //!    -> DataFusion -> query / search                 query
 //!                  -> compliance report              report
+//!    -> or the same SQL on a Ballista cluster         cluster (feature `cluster`)
 //! ```
 //!
 //! A complete round trip on an in-memory lake:
@@ -30,7 +31,7 @@
 //! let metrics = ingest(&lake, &opts).await.unwrap();
 //! assert_eq!((metrics.ingested, metrics.duplicates), (1, 1));
 //!
-//! let session = query::open(&lake, &query::Window::default(), None).await.unwrap();
+//! let session = query::open(&lake, &query::Window::default(), None, &query::Engine::Local).await.unwrap();
 //! let df = query::sql(&session, "SELECT count(*) AS n FROM audit_log").await.unwrap();
 //! let batches = df.collect().await.unwrap();
 //! assert_eq!(batches[0].num_rows(), 1);
@@ -38,6 +39,8 @@
 //! ```
 
 pub mod cli;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod error;
 pub mod generate;
 pub mod ingest;

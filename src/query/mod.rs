@@ -8,6 +8,7 @@
 //! Guarantee: statements that create, change or write anything (DDL, DML, `COPY`, `SET`) are
 //! refused before planning.
 
+pub mod listing;
 pub mod named;
 pub mod output;
 pub mod search;
@@ -57,11 +58,44 @@ pub fn session_config() -> SessionConfig {
         .set_bool("datafusion.execution.parquet.reorder_filters", true)
 }
 
+/// Where a read runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Engine {
+    /// In this process (the default).
+    #[default]
+    Local,
+    /// On the Ballista scheduler at this `df://HOST:PORT` URL (the `cluster` feature).
+    Cluster(String),
+}
+
+impl Engine {
+    /// A session for this engine, with auditlake's settings.
+    pub async fn context(&self) -> Result<SessionContext> {
+        match self {
+            Engine::Local => Ok(SessionContext::new_with_config(session_config())),
+            #[cfg(feature = "cluster")]
+            Engine::Cluster(url) => crate::cluster::context(url).await,
+            #[cfg(not(feature = "cluster"))]
+            Engine::Cluster(_) => Err(Error::Cluster(
+                "--cluster needs a build with the Ballista client: cargo build --release --features cluster".into(),
+            )),
+        }
+    }
+}
+
 /// The whole table at its latest version (or `version`) as a DataFrame in `ctx`, and the version
-/// read; an empty table of the right schema when the lake has none yet.
-pub async fn base_table(lake: &Lake, ctx: &SessionContext, version: Option<u64>) -> Result<(DataFrame, Option<u64>)> {
+/// read; an empty table of the right schema when the lake has none yet. On a cluster the table
+/// is handed over as its live Parquet files ([`listing`]).
+pub async fn base_table(
+    lake: &Lake,
+    ctx: &SessionContext,
+    version: Option<u64>,
+    engine: &Engine,
+) -> Result<(DataFrame, Option<u64>)> {
     let table = lake.load(version).await?;
     Ok(match &table {
+        Some(table) if *engine != Engine::Local => (listing::table(table, ctx)?, table.version()),
+        None if *engine != Engine::Local => (listing::empty(ctx)?, None),
         Some(table) => {
             lake::session_for(table, ctx)?;
             let provider = table.table_provider().await?;
@@ -75,10 +109,10 @@ pub async fn base_table(lake: &Lake, ctx: &SessionContext, version: Option<u64>)
 }
 
 /// Opens a read session over the lake at its latest version (or `version`), restricted to
-/// `window`.
-pub async fn open(lake: &Lake, window: &Window, version: Option<u64>) -> Result<Session> {
-    let ctx = SessionContext::new_with_config(session_config());
-    let (df, version) = base_table(lake, &ctx, version).await?;
+/// `window`, running on `engine`.
+pub async fn open(lake: &Lake, window: &Window, version: Option<u64>, engine: &Engine) -> Result<Session> {
+    let ctx = engine.context().await?;
+    let (df, version) = base_table(lake, &ctx, version, engine).await?;
     let df = apply_window(df, window)?;
     ctx.register_table(TABLE_NAME, df.into_view())?;
     Ok(Session { ctx, version })

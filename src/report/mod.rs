@@ -20,19 +20,17 @@ pub mod render;
 
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, SecondsFormat, TimeZone, Utc};
 use datafusion::arrow::array::timezone::Tz;
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Date32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
-};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-use datafusion::datasource::MemTable;
+use datafusion::logical_expr::LogicalPlanBuilder;
 use datafusion::functions::expr_fn::{date_part, to_local_time};
-use datafusion::prelude::{DataFrame, SessionContext, cast as cast_expr, col, lit};
+use datafusion::prelude::{DataFrame, Expr, SessionContext, cast as cast_expr, col, lit};
+use datafusion::scalar::ScalarValue;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -67,6 +65,8 @@ pub struct ReportOptions {
     pub queries_dir: Option<PathBuf>,
     /// Stated in the header.
     pub generated_at: DateTime<Utc>,
+    /// Where the queries run.
+    pub engine: query::Engine,
 }
 
 /// A value from a query, as every format shows it.
@@ -249,16 +249,16 @@ pub async fn build(lake: &Lake, opts: &ReportOptions) -> Result<Report> {
 
     let start = local_midnight(&tz, opts.from);
     let end = local_midnight(&tz, opts.to.succ_opt().unwrap_or(opts.to));
-    let ctx = SessionContext::new_with_config(query::session_config());
-    let (base, version) = query::base_table(lake, &ctx, opts.as_of_version).await?;
+    let ctx = opts.engine.context().await?;
+    let (base, version) = query::base_table(lake, &ctx, opts.as_of_version, &opts.engine).await?;
     let base = workspace_filter(base, &opts.workspaces)?;
     let in_period = query::apply_window(base.clone(), &Window { since: Some(start), until: Some(end) })?;
     let before = query::apply_window(base, &Window { since: None, until: Some(start) })?;
     ctx.register_table("audit_log", in_period.clone().into_view())?;
     ctx.register_table("events", with_local_columns(in_period, &opts.tz, opts.business_hours)?.into_view())?;
     ctx.register_table("before_period", before.into_view())?;
-    ctx.register_table("report_days", days_table(opts.from, opts.to)?)?;
-    ctx.register_table("report_params", params_table(opts, start, end)?)?;
+    ctx.register_table("report_days", days_table(&ctx, opts.from, opts.to)?.into_view())?;
+    ctx.register_table("report_params", params_table(&ctx, opts, start, end)?.into_view())?;
 
     let mut out = Vec::new();
     for s in &sections {
@@ -361,37 +361,36 @@ fn with_local_columns(df: DataFrame, tz: &str, hours: (NaiveTime, NaiveTime)) ->
         .with_column("administrative", administrative)?)
 }
 
-fn days_table(from: NaiveDate, to: NaiveDate) -> Result<Arc<MemTable>> {
+// The two small tables are VALUES plans, not in-memory tables, so that a cluster can carry them.
+
+fn days_table(ctx: &SessionContext, from: NaiveDate, to: NaiveDate) -> Result<DataFrame> {
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
-    let days: Vec<i32> = from.iter_days().take_while(|d| *d <= to).map(|d| (d - epoch).num_days() as i32).collect();
-    let schema = Arc::new(Schema::new(vec![Field::new("local_date", DataType::Date32, false)]));
-    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Date32Array::from(days))])?;
-    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    let rows: Vec<Vec<Expr>> = from
+        .iter_days()
+        .take_while(|d| *d <= to)
+        .map(|d| vec![lit(ScalarValue::Date32(Some((d - epoch).num_days() as i32)))])
+        .collect();
+    values_table(ctx, rows, &["local_date"])
 }
 
-fn params_table(opts: &ReportOptions, start: DateTime<Utc>, end: DateTime<Utc>) -> Result<Arc<MemTable>> {
-    let ts = schema::timestamp_type();
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("period_start", ts.clone(), false),
-        Field::new("period_end", ts, false),
-        Field::new("tz", DataType::Utf8, false),
-        Field::new("burst_failures", DataType::Int64, false),
-        Field::new("burst_minutes", DataType::Int64, false),
-        Field::new("gap_hours", DataType::Int64, false),
-    ]));
-    let instant =
-        |t: DateTime<Utc>| Arc::new(TimestampMicrosecondArray::from(vec![t.timestamp_micros()]).with_timezone("UTC"));
-    let int = |n: u32| Arc::new(Int64Array::from(vec![n as i64]));
-    let columns: Vec<ArrayRef> = vec![
+fn params_table(ctx: &SessionContext, opts: &ReportOptions, start: DateTime<Utc>, end: DateTime<Utc>) -> Result<DataFrame> {
+    let instant = |t: DateTime<Utc>| lit(ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), Some("UTC".into())));
+    let int = |n: u32| lit(n as i64);
+    let row = vec![
         instant(start),
         instant(end),
-        Arc::new(StringArray::from(vec![opts.tz.trim()])),
+        lit(opts.tz.trim()),
         int(opts.burst_failures),
         int(opts.burst_minutes),
         int(opts.gap_hours),
     ];
-    let batch = RecordBatch::try_new(schema.clone(), columns)?;
-    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    values_table(ctx, vec![row], &["period_start", "period_end", "tz", "burst_failures", "burst_minutes", "gap_hours"])
+}
+
+fn values_table(ctx: &SessionContext, rows: Vec<Vec<Expr>>, names: &[&str]) -> Result<DataFrame> {
+    let plan = LogicalPlanBuilder::values(rows)?.build()?;
+    let named: Vec<Expr> = names.iter().enumerate().map(|(i, n)| col(format!("column{}", i + 1)).alias(*n)).collect();
+    Ok(DataFrame::new(ctx.state(), plan).select(named)?)
 }
 
 async fn run(ctx: &SessionContext, q: &catalog::TableQuery) -> Result<Table> {

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod s3;
+
 use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -19,7 +21,7 @@ pub fn sample_data() -> PathBuf {
 
 /// Runs SQL and returns every row as strings.
 pub async fn rows(lake: &Lake, sql: &str) -> Vec<Vec<String>> {
-    let session = query::open(lake, &Window::default(), None).await.unwrap();
+    let session = query::open(lake, &Window::default(), None, &query::Engine::Local).await.unwrap();
     let batches = query::sql(&session, sql).await.unwrap().collect().await.unwrap();
     let mut out = Vec::new();
     for b in batches {

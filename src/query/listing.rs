@@ -1,0 +1,93 @@
+//! The table as plain Parquet: each day's live files, as the Delta log lists them, read by a
+//! DataFusion listing table, with `date` added as that day's constant.
+//!
+//! Why: a Ballista cluster plans and runs queries from DataFusion's protobuf form of the plan,
+//! which carries listing tables but not delta-rs' table provider (its codec does not serialise
+//! a scan yet). Listing a partition's folder instead would also read files that a compaction
+//! replaced but `vacuum` has not yet removed, counting their rows twice; naming the live files
+//! one by one cannot. A filter on `date` still prunes: it folds to `false` on the other days'
+//! branches and the optimiser drops them before any file is opened.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::logical_expr::LogicalPlanBuilder;
+use datafusion::prelude::{DataFrame, Expr, SessionContext, col, lit};
+use datafusion::scalar::ScalarValue;
+use deltalake::DeltaTable;
+
+use crate::error::{Error, Result};
+use crate::lake;
+use crate::schema::{self, col as c};
+
+/// `audit_log` at `table`'s version as a union of one listing table a day over its live files.
+pub fn table(table: &DeltaTable, ctx: &SessionContext) -> Result<DataFrame> {
+    let snapshot = table.snapshot().map_err(|e| Error::Delta {
+        action: "reading",
+        table: table.table_url().to_string(),
+        source: Box::new(e),
+    })?;
+    let root = lake::with_trailing_slash(table.table_url().clone());
+    let mut days: BTreeMap<String, Vec<ListingTableUrl>> = BTreeMap::new();
+    for file in snapshot.log_data().iter() {
+        let Some(date) = lake::file_date(&file) else { continue };
+        // Log paths are relative and URL-encoded, which is what `join` expects.
+        let url = root.join(&file.path()).map_err(|e| Error::InvalidArgument(format!("file {}: {e}", file.path())))?;
+        days.entry(date).or_default().push(ListingTableUrl::parse(url.as_str())?);
+    }
+    if days.is_empty() {
+        return empty(ctx);
+    }
+
+    // The files hold every column but the partition column.
+    let full = schema::arrow_schema();
+    let file_schema = Arc::new(datafusion::arrow::datatypes::Schema::new(
+        full.fields().iter().filter(|f| f.name() != c::DATE).cloned().collect::<Vec<_>>(),
+    ));
+    let format = ParquetFormat::default().with_options(ctx.state().table_options().parquet.clone());
+    let options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
+
+    let mut union: Option<DataFrame> = None;
+    for (date, urls) in days {
+        let day = chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d")
+            .map_err(|e| Error::InvalidArgument(format!("partition date={date}: {e}")))?;
+        let config = ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(options.clone())
+            .with_schema(file_schema.clone());
+        let scan = ctx.read_table(Arc::new(ListingTable::try_new(config)?))?;
+        let columns: Vec<Expr> = full
+            .fields()
+            .iter()
+            .map(|f| if f.name() == c::DATE { date_lit(day).alias(c::DATE) } else { col(f.name()) })
+            .collect();
+        let scan = scan.select(columns)?;
+        union = Some(match union {
+            None => scan,
+            Some(u) => u.union(scan)?,
+        });
+    }
+    Ok(union.expect("at least one day"))
+}
+
+fn date_lit(d: chrono::NaiveDate) -> Expr {
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+    lit(ScalarValue::Date32(Some((d - epoch).num_days() as i32)))
+}
+
+/// No rows, the table's columns, as a plan a cluster can carry (an in-memory table cannot go
+/// over the wire): one row of typed nulls, filtered out.
+pub fn empty(ctx: &SessionContext) -> Result<DataFrame> {
+    let full = schema::arrow_schema();
+    let nulls: Vec<Expr> = full
+        .fields()
+        .iter()
+        .map(|f| ScalarValue::try_from(f.data_type()).map(lit))
+        .collect::<std::result::Result<_, _>>()?;
+    let plan = LogicalPlanBuilder::values(vec![nulls])?.build()?;
+    let df = DataFrame::new(ctx.state(), plan);
+    let named: Vec<Expr> =
+        full.fields().iter().enumerate().map(|(i, f)| col(format!("column{}", i + 1)).alias(f.name())).collect();
+    Ok(df.select(named)?.filter(lit(false))?)
+}
