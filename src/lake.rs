@@ -13,7 +13,7 @@ use deltalake::datafusion::prelude::{SessionContext, col, lit};
 use deltalake::datafusion::scalar::ScalarValue;
 use deltalake::kernel::StructField;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
-use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, ObjectStore};
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, ObjectStore, TableProperty};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::local::LocalFileSystem;
@@ -276,6 +276,11 @@ impl Lake {
             .with_comment("Torq audit logs, one row per event, written by auditlake")
             .with_columns(columns)
             .with_partition_columns([PARTITION_COLUMN])
+            // File statistics only for `timestamp`, the one column whose per-file range prunes
+            // (ids are random, the rest repeat in every file). The log holds one stats string per
+            // file; keeping every column's min/max made opening a year of daily files 1.5x
+            // slower than opening one day (measured), most of it parsing those strings.
+            .with_configuration_property(TableProperty::DataSkippingStatsColumns, Some(schema::col::TIMESTAMP))
             .await;
         match created {
             Ok(table) => Ok(table),
