@@ -91,3 +91,4 @@ pub fn empty(ctx: &SessionContext) -> Result<DataFrame> {
         full.fields().iter().enumerate().map(|(i, f)| col(format!("column{}", i + 1)).alias(f.name())).collect();
     Ok(df.select(named)?.filter(lit(false))?)
 }
+
