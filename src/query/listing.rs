@@ -32,7 +32,9 @@ pub fn table(table: &DeltaTable, ctx: &SessionContext) -> Result<DataFrame> {
     let root = lake::with_trailing_slash(table.table_url().clone());
     let mut days: BTreeMap<String, Vec<ListingTableUrl>> = BTreeMap::new();
     for file in snapshot.log_data().iter() {
-        let Some(date) = lake::file_date(&file) else { continue };
+        // Every file auditlake writes has one; a file without would silently go missing.
+        let date = lake::file_date(&file)
+            .ok_or_else(|| Error::InvalidArgument(format!("file {} has no date partition value", file.path())))?;
         // Log paths are relative and URL-encoded, which is what `join` expects.
         let url = root.join(&file.path()).map_err(|e| Error::InvalidArgument(format!("file {}: {e}", file.path())))?;
         days.entry(date).or_default().push(ListingTableUrl::parse(url.as_str())?);
