@@ -63,7 +63,8 @@ pub enum Error {
     #[error("another ingest committed some of the same events first; nothing was committed, rerun to finish")]
     ConcurrentOverlap,
 
-    /// `--cluster` was given but this build has no Ballista client, or the URL is not one.
+    /// `--cluster` failed: this build has no Ballista client, the URL is not one, or the
+    /// scheduler cannot be reached or started.
     #[error("{0}")]
     Cluster(String),
 

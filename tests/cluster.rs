@@ -103,6 +103,18 @@ fn named_queries_search_and_report_agree_on_a_cluster() {
     run(auditlake(&lake).args(["--quiet", "compact"]));
     assert_eq!(check_all("after compaction"), before);
 
+    // A filter on `date` prunes whole days before the plan reaches the cluster.
+    let plan = run(auditlake(&lake).args([
+        "query",
+        "--format",
+        "csv",
+        "EXPLAIN SELECT count(*) FROM audit_log WHERE date = DATE '2026-10-02'",
+        "--cluster",
+        &cluster,
+    ]));
+    let days: std::collections::BTreeSet<&str> = plan.match_indices("date=").map(|(i, _)| &plan[i..i + 15]).collect();
+    assert_eq!(days.into_iter().collect::<Vec<_>>(), ["date=2026-10-02"], "{plan}");
+
     // A whole report, every section, byte for byte.
     let report = ["report", "--from", "2026-08-01", "--to", "2026-12-31", "--format", "json", "--tz", "Europe/Berlin"];
     let local = run(auditlake(&lake).args(report));
