@@ -134,6 +134,11 @@ def queries(point_id, first_day):
     }
 
 
+def query_cmd(al, lake, kind, qname, sql):
+    """auditlake's side of a query from queries(): a named query or the SQL text, as CSV."""
+    return [al, "--quiet", "--lake", lake, "query", "--format", "csv"] + (["--name", qname] if kind == "named" else [sql])
+
+
 def normalise_rows(text):
     """CSV rows as comparable tuples: timestamps to one spelling, numbers to numbers."""
     rows = list(csv.reader(io.StringIO(text.decode())))[1:]
@@ -297,8 +302,7 @@ def main():
     # 3. Queries: the same SQL text on both sides.
     view = f"CREATE VIEW audit_log AS SELECT * FROM read_parquet('{duck_dir}/**/*.parquet', hive_partitioning = true);"
     for name, (kind, qname, sql) in queries(point_id, first_day).items():
-        al_cmd = [al, "--quiet", "--lake", lake, "query", "--format", "csv"]
-        al_cmd += ["--name", qname] if kind == "named" else [sql]
+        al_cmd = query_cmd(al, lake, kind, qname, sql)
         duck_cmd = [duck, "-csv", "-c", f"SET TimeZone = 'UTC'; {view} {sql.strip().rstrip(';')};"]
         al_out, duck_out = run(al_cmd, stdout=None)[3], run(duck_cmd, stdout=None)[3]
         ra, rd = normalise_rows(al_out), normalise_rows(duck_out)
@@ -351,8 +355,7 @@ def main():
                 raise SystemExit(f"auditlake cluster did not print its URL (got {url!r})")
             log(f"cluster: in-process scheduler and executor at {url}")
             for name, (kind, qname, sql) in queries(point_id, first_day).items():
-                local_cmd = [al, "--quiet", "--lake", lake, "query", "--format", "csv"]
-                local_cmd += ["--name", qname] if kind == "named" else [sql]
+                local_cmd = query_cmd(al, lake, kind, qname, sql)
                 cluster_cmd = local_cmd + ["--cluster", url]
                 rl, rc = normalise_rows(run(local_cmd, stdout=None)[3]), normalise_rows(run(cluster_cmd, stdout=None)[3])
                 if rl != rc:

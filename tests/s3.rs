@@ -9,19 +9,12 @@ use std::process::{Command as Std, Stdio};
 use assert_cmd::Command;
 use object_store::ObjectStoreExt;
 
-use common::s3::{SECRET, bucket};
+use common::s3::{bucket, run};
 
 fn auditlake(lake: &str) -> Command {
     let mut cmd = Command::cargo_bin("auditlake").unwrap();
     cmd.arg("--lake").arg(lake);
     cmd
-}
-
-fn run(cmd: &mut Command, code: i32) -> String {
-    let out = cmd.assert().code(code).get_output().clone();
-    let (stdout, stderr) = (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap());
-    assert!(!stdout.contains(SECRET) && !stderr.contains(SECRET), "a credential was printed");
-    stdout
 }
 
 fn count(lake: &str, sql: &str) -> u64 {

@@ -22,6 +22,8 @@ use crate::error::{Error, Result};
 use crate::lake;
 use crate::schema::{self, col as c};
 
+use super::date_lit;
+
 /// `audit_log` at `table`'s version as a union of one listing table a day over its live files.
 pub fn table(table: &DeltaTable, ctx: &SessionContext) -> Result<DataFrame> {
     let snapshot = table.snapshot().map_err(|e| Error::Delta {
@@ -73,13 +75,8 @@ pub fn table(table: &DeltaTable, ctx: &SessionContext) -> Result<DataFrame> {
     Ok(union.expect("at least one day"))
 }
 
-fn date_lit(d: chrono::NaiveDate) -> Expr {
-    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
-    lit(ScalarValue::Date32(Some((d - epoch).num_days() as i32)))
-}
-
-/// No rows, the table's columns, as a plan a cluster can carry (an in-memory table cannot go
-/// over the wire): one row of typed nulls, filtered out.
+/// No rows, the table's columns, as a plan a cluster can carry: one row of typed nulls,
+/// filtered out.
 pub fn empty(ctx: &SessionContext) -> Result<DataFrame> {
     let full = schema::arrow_schema();
     let nulls: Vec<Expr> = full
@@ -87,10 +84,15 @@ pub fn empty(ctx: &SessionContext) -> Result<DataFrame> {
         .iter()
         .map(|f| ScalarValue::try_from(f.data_type()).map(lit))
         .collect::<std::result::Result<_, _>>()?;
-    let plan = LogicalPlanBuilder::values(vec![nulls])?.build()?;
-    let df = DataFrame::new(ctx.state(), plan);
-    let named: Vec<Expr> =
-        full.fields().iter().enumerate().map(|(i, f)| col(format!("column{}", i + 1)).alias(f.name())).collect();
-    Ok(df.select(named)?.filter(lit(false))?)
+    let names: Vec<&str> = full.fields().iter().map(|f| f.name().as_str()).collect();
+    Ok(values(ctx, vec![nulls], &names)?.filter(lit(false))?)
+}
+
+/// Literal rows as a table with these column names: a VALUES plan, which a cluster can carry
+/// where an in-memory table cannot go over the wire.
+pub fn values(ctx: &SessionContext, rows: Vec<Vec<Expr>>, names: &[&str]) -> Result<DataFrame> {
+    let plan = LogicalPlanBuilder::values(rows)?.build()?;
+    let named: Vec<Expr> = names.iter().enumerate().map(|(i, n)| col(format!("column{}", i + 1)).alias(*n)).collect();
+    Ok(DataFrame::new(ctx.state(), plan).select(named)?)
 }
 

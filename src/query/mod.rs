@@ -39,12 +39,13 @@ pub struct Session {
 }
 
 /// Days since the epoch, as DataFusion's Date32 literal.
-fn date_lit(d: NaiveDate) -> datafusion::prelude::Expr {
+pub(crate) fn date_lit(d: NaiveDate) -> datafusion::prelude::Expr {
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
     lit(ScalarValue::Date32(Some((d - epoch).num_days() as i32)))
 }
 
-fn ts_lit(t: chrono::DateTime<chrono::Utc>) -> datafusion::prelude::Expr {
+/// An instant, as a literal of the table's timestamp type.
+pub(crate) fn ts_lit(t: chrono::DateTime<chrono::Utc>) -> datafusion::prelude::Expr {
     lit(ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), Some("UTC".into())))
 }
 

@@ -27,10 +27,8 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-use datafusion::logical_expr::LogicalPlanBuilder;
 use datafusion::functions::expr_fn::{date_part, to_local_time};
 use datafusion::prelude::{DataFrame, Expr, SessionContext, cast as cast_expr, col, lit};
-use datafusion::scalar::ScalarValue;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -364,33 +362,22 @@ fn with_local_columns(df: DataFrame, tz: &str, hours: (NaiveTime, NaiveTime)) ->
 // The two small tables are VALUES plans, not in-memory tables, so that a cluster can carry them.
 
 fn days_table(ctx: &SessionContext, from: NaiveDate, to: NaiveDate) -> Result<DataFrame> {
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
-    let rows: Vec<Vec<Expr>> = from
-        .iter_days()
-        .take_while(|d| *d <= to)
-        .map(|d| vec![lit(ScalarValue::Date32(Some((d - epoch).num_days() as i32)))])
-        .collect();
-    values_table(ctx, rows, &["local_date"])
+    let rows: Vec<Vec<Expr>> = from.iter_days().take_while(|d| *d <= to).map(|d| vec![query::date_lit(d)]).collect();
+    query::listing::values(ctx, rows, &["local_date"])
 }
 
 fn params_table(ctx: &SessionContext, opts: &ReportOptions, start: DateTime<Utc>, end: DateTime<Utc>) -> Result<DataFrame> {
-    let instant = |t: DateTime<Utc>| lit(ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), Some("UTC".into())));
     let int = |n: u32| lit(n as i64);
     let row = vec![
-        instant(start),
-        instant(end),
+        query::ts_lit(start),
+        query::ts_lit(end),
         lit(opts.tz.trim()),
         int(opts.burst_failures),
         int(opts.burst_minutes),
         int(opts.gap_hours),
     ];
-    values_table(ctx, vec![row], &["period_start", "period_end", "tz", "burst_failures", "burst_minutes", "gap_hours"])
-}
-
-fn values_table(ctx: &SessionContext, rows: Vec<Vec<Expr>>, names: &[&str]) -> Result<DataFrame> {
-    let plan = LogicalPlanBuilder::values(rows)?.build()?;
-    let named: Vec<Expr> = names.iter().enumerate().map(|(i, n)| col(format!("column{}", i + 1)).alias(*n)).collect();
-    Ok(DataFrame::new(ctx.state(), plan).select(named)?)
+    let names = ["period_start", "period_end", "tz", "burst_failures", "burst_minutes", "gap_hours"];
+    query::listing::values(ctx, vec![row], &names)
 }
 
 async fn run(ctx: &SessionContext, q: &catalog::TableQuery) -> Result<Table> {

@@ -3,6 +3,8 @@
 
 use std::process::{Command as Std, Stdio};
 
+use assert_cmd::Command;
+
 pub const SECRET: &str = "s3cr3t-never-print-me";
 
 pub fn endpoint() -> String {
@@ -40,3 +42,12 @@ pub fn bucket(name: &str) -> String {
     bucket
 }
 
+
+/// Runs the binary, expects exit status `code`, checks that no credential was printed, and
+/// returns stdout.
+pub fn run(cmd: &mut Command, code: i32) -> String {
+    let out = cmd.assert().code(code).get_output().clone();
+    let (stdout, stderr) = (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap());
+    assert!(!stdout.contains(SECRET) && !stderr.contains(SECRET), "a credential was printed");
+    stdout
+}
