@@ -582,7 +582,9 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 ascending: args.oldest_first,
                 all_columns: args.all_columns,
             };
-            let session = crate::query::open(&lake, &window(&args.window)?, args.output.as_of_version, &args.engine.engine()).await?;
+            let session =
+                crate::query::open(&lake, &window(&args.window)?, args.output.as_of_version, &args.engine.engine())
+                    .await?;
             let df = crate::query::search::search(&session, &filters).await?;
             let rows = crate::query::output::write(df, args.output.format.into(), args.output.out.as_deref()).await?;
             if say {
@@ -835,7 +837,8 @@ async fn query(lake: &Lake, args: QueryArgs, say: bool) -> Result<u8> {
         }
         return Ok(0);
     }
-    let session = crate::query::open(lake, &window(&args.window)?, args.output.as_of_version, &args.engine.engine()).await?;
+    let session =
+        crate::query::open(lake, &window(&args.window)?, args.output.as_of_version, &args.engine.engine()).await?;
     if session.version.is_none() && say {
         eprintln!(
             "note: no table at {} yet; the result is empty (run `auditlake ingest` first)",

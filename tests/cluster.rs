@@ -70,7 +70,8 @@ fn named_queries_search_and_report_agree_on_a_cluster() {
 
     let cluster = start_cluster();
     let check_all = |stage: &str| {
-        let (_, n) = agree(&lake, &cluster, &["query", "--format", "csv", "SELECT count(*), count(DISTINCT id) FROM audit_log"]);
+        let (_, n) =
+            agree(&lake, &cluster, &["query", "--format", "csv", "SELECT count(*), count(DISTINCT id) FROM audit_log"]);
         let counts: Vec<u64> = n[0].split(',').map(|v| v.parse().unwrap()).collect();
         assert_eq!(counts[0], counts[1], "{stage}: an event counted twice");
         for (name, q) in auditlake::query::named::catalog(None).unwrap() {

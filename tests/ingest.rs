@@ -135,7 +135,10 @@ async fn rejected_records_are_quarantined_with_reasons(lake: Lake) {
     assert_eq!((m.ingested, m.rejected), (2, 7));
     assert_eq!(m.rejected_files.len(), 1);
     // Read the quarantine back through the same store.
-    let session = auditlake::query::open(&lake, &auditlake::query::Window::default(), None, &auditlake::query::Engine::Local).await.unwrap();
+    let session =
+        auditlake::query::open(&lake, &auditlake::query::Window::default(), None, &auditlake::query::Engine::Local)
+            .await
+            .unwrap();
     drop(session);
     let text = read_lake_file(&lake, &m.rejected_files[0]).await;
     let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();

@@ -95,4 +95,3 @@ pub fn values(ctx: &SessionContext, rows: Vec<Vec<Expr>>, names: &[&str]) -> Res
     let named: Vec<Expr> = names.iter().enumerate().map(|(i, n)| col(format!("column{}", i + 1)).alias(*n)).collect();
     Ok(DataFrame::new(ctx.state(), plan).select(named)?)
 }
-

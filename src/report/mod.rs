@@ -366,7 +366,12 @@ fn days_table(ctx: &SessionContext, from: NaiveDate, to: NaiveDate) -> Result<Da
     query::listing::values(ctx, rows, &["local_date"])
 }
 
-fn params_table(ctx: &SessionContext, opts: &ReportOptions, start: DateTime<Utc>, end: DateTime<Utc>) -> Result<DataFrame> {
+fn params_table(
+    ctx: &SessionContext,
+    opts: &ReportOptions,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<DataFrame> {
     let int = |n: u32| lit(n as i64);
     let row = vec![
         query::ts_lit(start),

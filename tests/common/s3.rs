@@ -42,7 +42,6 @@ pub fn bucket(name: &str) -> String {
     bucket
 }
 
-
 /// Runs the binary, expects exit status `code`, checks that no credential was printed, and
 /// returns stdout.
 pub fn run(cmd: &mut Command, code: i32) -> String {
