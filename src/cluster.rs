@@ -40,11 +40,11 @@ pub fn parse_url(text: &str) -> Result<Url> {
 }
 
 /// auditlake's session settings, adjusted for Ballista.
-fn config() -> SessionConfig {
+fn config() -> Result<SessionConfig> {
     // Sorting each partition and merging lets DataFusion push a sort below the union of days,
     // where Ballista 55 runs every union branch in every task and returns rows many times over.
     // Coalescing first and sorting once keeps the union inside one stage, as Ballista expects.
-    query::session_config().set_bool("datafusion.optimizer.repartition_sorts", false).upgrade_for_ballista()
+    Ok(query::session_config()?.set_bool("datafusion.optimizer.repartition_sorts", false).upgrade_for_ballista())
 }
 
 /// A session whose queries run on the Ballista scheduler at `url`, with auditlake's settings.
@@ -59,7 +59,7 @@ pub async fn context(url: &str) -> Result<SessionContext> {
         Ok(Err(e)) => return Err(unreachable(url, &root_cause(&e))),
         Err(_) => return Err(unreachable(url, "no answer within 20 s")),
     }
-    let state = SessionStateBuilder::new().with_default_features().with_config(config()).build();
+    let state = SessionStateBuilder::new().with_default_features().with_config(config()?).build();
     Ok(SessionContext::remote_with_state(url, state).await?)
 }
 
@@ -109,7 +109,7 @@ pub async fn start_standalone(vcores: usize) -> Result<SocketAddr> {
     let runtime = RuntimeEnvBuilder::new().with_object_store_registry(Arc::new(LakeStores::default())).build()?;
     let state = SessionStateBuilder::new()
         .with_default_features()
-        .with_config(config())
+        .with_config(config()?)
         .with_runtime_env(Arc::new(runtime))
         .with_optimizer_rules(ballista_core::optimizer::ballista_default_optimizer_rules())
         .with_scalar_functions(ballista_scalar_functions())

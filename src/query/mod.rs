@@ -11,6 +11,7 @@
 pub mod listing;
 pub mod named;
 pub mod output;
+pub mod scan;
 pub mod search;
 pub mod window;
 
@@ -49,14 +50,27 @@ pub(crate) fn ts_lit(t: chrono::DateTime<chrono::Utc>) -> datafusion::prelude::E
     lit(ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), Some("UTC".into())))
 }
 
-/// The session settings every read uses.
-pub fn session_config() -> SessionConfig {
-    // Two cores here; DataFusion's default is one partition per core. Enable Parquet filter
-    // pushdown so point lookups skip pages, not only row groups.
-    SessionConfig::new()
+/// The session settings every read uses: auditlake's defaults, then any `DATAFUSION_*`
+/// environment variable on top (as datafusion-cli reads them), e.g.
+/// `DATAFUSION_EXECUTION_TARGET_PARTITIONS=8` sets `datafusion.execution.target_partitions`.
+pub fn session_config() -> Result<SessionConfig> {
+    // DataFusion's default is one partition per core. Parquet filter pushdown lets point lookups
+    // skip pages, not only row groups.
+    let mut config = SessionConfig::new()
         .with_information_schema(true)
         .set_bool("datafusion.execution.parquet.pushdown_filters", true)
-        .set_bool("datafusion.execution.parquet.reorder_filters", true)
+        .set_bool("datafusion.execution.parquet.reorder_filters", true);
+    let keys: Vec<String> = config.options().entries().into_iter().map(|e| e.key).collect();
+    for key in keys {
+        let var = key.to_uppercase().replace('.', "_");
+        if let Some(value) = std::env::var_os(&var) {
+            let value = value.to_string_lossy();
+            config.options_mut().set(&key, &value).map_err(|e| {
+                Error::InvalidArgument(format!("environment variable {var}={value}: {e}"))
+            })?;
+        }
+    }
+    Ok(config)
 }
 
 /// Where a read runs.
@@ -73,7 +87,7 @@ impl Engine {
     /// A session for this engine, with auditlake's settings.
     pub async fn context(&self) -> Result<SessionContext> {
         match self {
-            Engine::Local => Ok(SessionContext::new_with_config(session_config())),
+            Engine::Local => Ok(SessionContext::new_with_config(session_config()?)),
             #[cfg(feature = "cluster")]
             Engine::Cluster(url) => crate::cluster::context(url).await,
             #[cfg(not(feature = "cluster"))]
@@ -99,8 +113,8 @@ pub async fn base_table(
         None if *engine != Engine::Local => (listing::empty(ctx)?, None),
         Some(table) => {
             lake::session_for(table, ctx)?;
-            let provider = table.table_provider().await?;
-            (ctx.read_table(provider)?, table.version())
+            let provider = scan::AdaptiveScan::new(table, ctx).await?;
+            (ctx.read_table(Arc::new(provider))?, table.version())
         }
         None => {
             let empty = MemTable::try_new(schema::arrow_schema(), vec![vec![]])?;
@@ -184,7 +198,7 @@ pub async fn sql(session: &Session, sql: &str) -> Result<DataFrame> {
 pub async fn sql_in(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
     check_read_only(sql)?;
     let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
-    Ok(ctx.sql_with_options(sql, options).await?)
+    scan::choose_row_filter(ctx.sql_with_options(sql, options).await?)
 }
 
 #[cfg(test)]

@@ -104,7 +104,7 @@ pub async fn search(session: &Session, f: &SearchFilters) -> Result<DataFrame> {
     if let Some(n) = f.limit {
         df = df.limit(0, Some(n))?;
     }
-    Ok(df)
+    super::scan::choose_row_filter(df)
 }
 
 #[cfg(test)]
