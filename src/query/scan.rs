@@ -154,4 +154,29 @@ mod tests {
         // A null test inside an OR is not a plain null test.
         assert!(wants_row_filter(&[col(c::TAGS).is_not_null().or(col(c::IP).eq(lit("1.2.3.4")))]));
     }
+
+    /// The setting each query's plan carries, after [`choose_row_filter`].
+    async fn row_filters_for(ctx: &SessionContext, sql: &str) -> bool {
+        let df = choose_row_filter(ctx.sql(sql).await.unwrap()).unwrap();
+        df.task_ctx().session_config().options().execution.parquet.pushdown_filters
+    }
+
+    #[tokio::test]
+    async fn each_query_chooses_from_the_filters_that_reach_the_scan() {
+        let ctx = SessionContext::new_with_config(crate::query::session_config().unwrap());
+        let lake = crate::lake::Lake::open("memory://row-filter-choice").unwrap();
+        let table = lake.load_or_create().await.unwrap();
+        crate::lake::session_for(&table, &ctx).unwrap();
+        ctx.register_table("audit_log", Arc::new(AdaptiveScan::new(&table, &ctx).await.unwrap())).unwrap();
+        let by_tag = "SELECT unnest(tags) AS tag, resource_id FROM audit_log WHERE tags IS NOT NULL";
+        assert!(!row_filters_for(&ctx, by_tag).await);
+        assert!(!row_filters_for(&ctx, "SELECT action, count(*) FROM audit_log GROUP BY action").await);
+        assert!(row_filters_for(&ctx, "SELECT * FROM audit_log WHERE id = 'x'").await);
+        // A selective filter in a subquery counts too.
+        let sub = "SELECT count(*) FROM audit_log WHERE tags IS NOT NULL \
+                   AND resource_id IN (SELECT resource_id FROM audit_log WHERE actor_name = 'Ann')";
+        assert!(row_filters_for(&ctx, sub).await);
+        // The session's own setting is not overridden by this choice.
+        assert!(ctx.state().config_options().execution.parquet.pushdown_filters);
+    }
 }
