@@ -125,6 +125,22 @@ fn writes_through_sql_are_refused() {
 }
 
 #[test]
+fn datafusion_settings_come_from_the_environment() {
+    let dir = sample_lake();
+    let lake = dir.path().join("lake");
+    let sql = "SELECT value FROM information_schema.df_settings WHERE name = 'datafusion.execution.batch_size'";
+    let set =
+        stdout(auditlake(&lake).env("DATAFUSION_EXECUTION_BATCH_SIZE", "1234").args(["query", "--format", "csv", sql]));
+    assert_eq!(set, "value\n1234\n");
+    auditlake(&lake)
+        .env("DATAFUSION_EXECUTION_BATCH_SIZE", "lots")
+        .args(["query", "SELECT 1"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("DATAFUSION_EXECUTION_BATCH_SIZE=lots"));
+}
+
+#[test]
 fn since_until_window_and_params() {
     let dir = sample_lake();
     let lake = dir.path().join("lake");

@@ -65,9 +65,10 @@ pub fn session_config() -> Result<SessionConfig> {
         let var = key.to_uppercase().replace('.', "_");
         if let Some(value) = std::env::var_os(&var) {
             let value = value.to_string_lossy();
-            config.options_mut().set(&key, &value).map_err(|e| {
-                Error::InvalidArgument(format!("environment variable {var}={value}: {e}"))
-            })?;
+            config
+                .options_mut()
+                .set(&key, &value)
+                .map_err(|e| Error::InvalidArgument(format!("environment variable {var}={value}: {e}")))?;
         }
     }
     Ok(config)
