@@ -261,37 +261,3 @@ async fn file_statistics_cover_timestamp_only(lake: Lake) {
     assert!(adds > 3, "only {adds} files");
 }
 on_each_lake!(file_statistics, file_statistics_cover_timestamp_only);
-
-/// A backfill that adds a file a day for months is followed by a checkpoint, so readers do not
-/// parse its long JSON commit; a run that adds a few files is not.
-async fn a_large_commit_is_checkpointed(lake: Lake) {
-    use futures::TryStreamExt;
-    let dir = tempfile::tempdir().unwrap();
-    let feed = |name: &str, days: u32| {
-        let path = dir.path().join(name);
-        let opts = auditlake::generate::GenerateOptions { events: days as u64 * 5, days, ..Default::default() };
-        auditlake::generate::generate(&opts, &mut std::fs::File::create(&path).unwrap()).unwrap();
-        path
-    };
-    let checkpoints = || async {
-        let log: Vec<_> = lake.store().list(Some(&lake.path("audit_log/_delta_log/"))).try_collect().await.unwrap();
-        log.iter().filter(|m| m.location.as_ref().ends_with(".checkpoint.parquet")).count()
-    };
-    let small = ingest(&lake, &opts(&[&feed("small.ndjson", 20)])).await.unwrap();
-    assert!(small.files_written < 100, "{}", small.files_written);
-    assert_eq!(checkpoints().await, 0);
-    let year = ingest(&lake, &opts(&[&feed("year.ndjson", 150)])).await.unwrap();
-    assert!(year.files_written >= 100, "{}", year.files_written);
-    assert_eq!(checkpoints().await, 1);
-    // The table still reads whole from the checkpoint.
-    let session = auditlake::query::open(&lake, &Default::default(), None, &Default::default()).await.unwrap();
-    let df = auditlake::query::sql(&session, "SELECT count(*) FROM audit_log").await.unwrap();
-    let n = df.collect().await.unwrap()[0]
-        .column(0)
-        .as_any()
-        .downcast_ref::<deltalake::arrow::array::Int64Array>()
-        .unwrap()
-        .value(0);
-    assert_eq!(n as u64, small.ingested + year.ingested);
-}
-on_each_lake!(large_commit_checkpoint, a_large_commit_is_checkpointed);

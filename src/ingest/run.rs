@@ -76,12 +76,6 @@ pub struct IngestMetrics {
     pub rows_per_sec: f64,
 }
 
-/// A commit that adds this many files is followed by a checkpoint. Every reader parses the JSON
-/// commits after the last checkpoint; one that adds a file per day of a year's backfill took
-/// 6 ms longer to open than a lake of one day (`hyperfine`, `SELECT 1`), while its checkpoint is
-/// one small Parquet file.
-const CHECKPOINT_AFTER_FILES: u64 = 100;
-
 /// Encoded bytes the writer may hold in unfinished files before they are all finished.
 const FLUSH_BYTES: usize = 32 << 20;
 
@@ -263,12 +257,6 @@ pub async fn ingest(lake: &Lake, opts: &IngestOptions) -> Result<IngestMetrics> 
         drop(existing);
         let version = commit(lake, &mut table, actions, app_metadata, &dates, &ours).await?;
         metrics.table_version = Some(version);
-        if metrics.files_written >= CHECKPOINT_AFTER_FILES {
-            table.load_version(version).await.map_err(|e| lake.delta_err("reloading", e))?;
-            deltalake::checkpoints::create_checkpoint(&table, None)
-                .await
-                .map_err(|e| lake.delta_err("checkpointing", e))?;
-        }
     }
 
     metrics.seconds = started.elapsed().as_secs_f64();
