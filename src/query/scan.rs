@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::TableType;
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::utils::split_conjunction;
@@ -87,17 +87,7 @@ pub fn wants_row_filter(filters: &[Expr]) -> bool {
 }
 
 fn only_date(e: &Expr) -> bool {
-    let mut other = false;
-    let _ = e.apply(|n| {
-        if let Expr::Column(col) = n
-            && col.name != c::DATE
-        {
-            other = true;
-            return Ok(TreeNodeRecursion::Stop);
-        }
-        Ok(TreeNodeRecursion::Continue)
-    });
-    !other
+    e.column_refs().iter().all(|col| col.name == c::DATE)
 }
 
 #[async_trait::async_trait]
