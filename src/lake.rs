@@ -335,23 +335,35 @@ pub fn extend_keys(out: &mut KeySet, ids: &deltalake::arrow::array::ArrayRef) ->
     Ok(())
 }
 
-/// The dedupe keys of every row already in the given date partitions (days since the epoch).
-/// Only those partitions' files are read, and only their `id` column.
-pub async fn ids_in_partitions(table: &DeltaTable, dates: &[i32]) -> Result<KeySet> {
-    let mut out = KeySet::default();
-    if dates.is_empty() || table.snapshot().map(|s| s.log_data().num_files()).unwrap_or(0) == 0 {
-        return Ok(out);
+/// Reads the dedupe keys of rows already in a table, one date partition at a time. The session
+/// and the table's scan are built once and reused for every partition.
+pub struct PartitionIds {
+    ctx: SessionContext,
+    provider: Arc<dyn deltalake::datafusion::catalog::TableProvider>,
+}
+
+impl PartitionIds {
+    pub async fn new(table: &DeltaTable) -> Result<Self> {
+        let ctx = SessionContext::new();
+        session_for(table, &ctx)?;
+        Ok(PartitionIds { provider: table.table_provider().await?, ctx })
     }
-    let ctx = SessionContext::new();
-    session_for(table, &ctx)?;
-    let provider = table.table_provider().await?;
-    let values: Vec<_> = dates.iter().map(|d| lit(ScalarValue::Date32(Some(*d)))).collect();
-    let df = ctx.read_table(provider)?.filter(col(c::DATE).in_list(values, false))?.select_columns(&[c::ID])?;
-    let mut stream = df.execute_stream().await?;
-    while let Some(batch) = stream.try_next().await? {
-        extend_keys(&mut out, batch.column(0))?;
+
+    /// The keys of every row in the partition of `date` (days since the epoch). Only that
+    /// partition's files are read, and only their `id` column.
+    pub async fn read(&self, date: i32) -> Result<KeySet> {
+        let mut out = KeySet::default();
+        let df = self
+            .ctx
+            .read_table(self.provider.clone())?
+            .filter(col(c::DATE).eq(lit(ScalarValue::Date32(Some(date)))))?
+            .select_columns(&[c::ID])?;
+        let mut stream = df.execute_stream().await?;
+        while let Some(batch) = stream.try_next().await? {
+            extend_keys(&mut out, batch.column(0))?;
+        }
+        Ok(out)
     }
-    Ok(out)
 }
 
 /// The date partition a live file belongs to, as `YYYY-MM-DD`.

@@ -103,6 +103,35 @@ async fn dedupe_within_one_batch_and_across_formats(lake: Lake) {
 }
 on_each_lake!(dedupe_batch, dedupe_within_one_batch_and_across_formats);
 
+/// An id already stored in its date partition is a duplicate, whatever else the redelivery
+/// holds (the first delivery wins, and it was valid); the same id on another date, or a bad
+/// entry with a new id, is judged on its own.
+async fn stored_ids_are_duplicates_in_their_partition_only(lake: Lake) {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first.ndjson");
+    std::fs::write(&first, r#"{"id":"a","timestamp":"2026-09-01T10:00:00Z","action":"Secret created"}"#).unwrap();
+    assert_eq!(ingest(&lake, &opts(&[&first])).await.unwrap().ingested, 1);
+
+    let again = dir.path().join("again.ndjson");
+    std::fs::write(
+        &again,
+        [
+            r#"{"id":"a","timestamp":"2026-09-01T10:00:00Z","action":"Secret created","email":{"x":1}}"#,
+            r#"{"id":"a","timestamp":"2026-09-02T10:00:00Z","action":"Secret created"}"#,
+            r#"{"id":"b","timestamp":"2026-09-01T10:00:00Z","email":{"x":1}}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let m = ingest(&lake, &opts(&[&again])).await.unwrap();
+    assert_eq!((m.read, m.ingested, m.duplicates, m.rejected), (3, 1, 1, 1));
+    assert_eq!(
+        rows(&lake, "SELECT id, CAST(date AS VARCHAR) AS day FROM audit_log ORDER BY day").await,
+        vec![vec!["a".to_string(), "2026-09-01".to_string()], vec!["a".to_string(), "2026-09-02".to_string()]]
+    );
+}
+on_each_lake!(stored_ids, stored_ids_are_duplicates_in_their_partition_only);
+
 async fn offsets_cross_midnight_into_the_utc_partition(lake: Lake) {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("late.ndjson");

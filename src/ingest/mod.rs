@@ -3,9 +3,11 @@
 //! ```text
 //! inputs (files, dirs, stdin; gzip by content)   source.rs
 //!   -> one raw text per entry, streaming          decode.rs
+//!   -> id and date, or rejection with a reason    normalise.rs
+//!   -> already in the table? only counted         known.rs
 //!   -> row or rejection with a reason             normalise.rs
 //!   -> Arrow batches                              batch.rs
-//!   -> dedupe by id against batch and table       lake.rs
+//!   -> dedupe by id within the run                run.rs
 //!   -> one commit; rejects to _rejected/          quarantine.rs
 //! ```
 //!
@@ -16,6 +18,7 @@
 
 pub mod batch;
 pub mod decode;
+pub mod known;
 pub mod normalise;
 pub mod quarantine;
 pub mod run;

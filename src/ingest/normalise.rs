@@ -63,39 +63,38 @@ pub fn format_date(days: i32) -> String {
     (epoch_date() + chrono::Duration::days(days as i64)).format("%Y-%m-%d").to_string()
 }
 
+/// An entry parsed as far as its `id` and UTC date: all the dedupe check needs. The rest of
+/// the row is built by [`Parsed::finish`], so an entry already in the table costs no more.
+pub struct Parsed<'a> {
+    fields: Members<'a>,
+    pub id: Cow<'a, str>,
+    /// Microseconds since the epoch, UTC.
+    pub timestamp_us: i64,
+    /// Days since the epoch of the UTC date.
+    pub date: i32,
+}
+
 /// Normalises one raw entry.
 pub fn normalise(text: &[u8]) -> Result<Row<'_>, Rejection> {
+    parse(text)?.finish()
+}
+
+/// Parses one raw entry and checks its `id` and `timestamp`.
+pub fn parse(text: &[u8]) -> Result<Parsed<'_>, Rejection> {
     // Validate UTF-8 once for the whole entry (std's check is fast on ASCII), then parse as
     // text, so serde_json does not re-check every key and value it borrows.
     let text = std::str::from_utf8(text)
         .map_err(|e| Rejection(format!("invalid UTF-8 at byte {} of the entry", e.valid_up_to())))?;
     let fields = parse_object(text)?;
-    let mut row = Row::default();
-    let mut id = None;
-    let mut timestamp = None;
-    let mut extra_data = None;
-    let mut extra: Vec<(&Cow<str>, &RawValue)> = Vec::new();
+    let value = |name: &str| fields.0.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
 
-    for (key, value) in &fields.0 {
-        let key_str: &str = key;
-        match key_str {
-            col::ID => id = Some(*value),
-            col::TIMESTAMP => timestamp = Some(*value),
-            col::EXTRA_DATA => extra_data = Some(*value),
-            other => match PLAIN_STRING_FIELDS.iter().position(|f| *f == other) {
-                Some(i) => row.strings[i] = as_text(other, value)?,
-                None => extra.push((key, value)),
-            },
-        }
-    }
-
-    row.id = match id.map(|v| as_text(col::ID, v)).transpose()?.flatten() {
+    let id = match value(col::ID).map(|v| as_text(col::ID, v)).transpose()?.flatten() {
         Some(id) if !id.trim().is_empty() => id,
         Some(_) => return reject("empty `id`"),
         None => return reject("missing `id`"),
     };
 
-    let ts = match timestamp {
+    let ts = match value(col::TIMESTAMP) {
         None => return reject("missing `timestamp`"),
         Some(v) => match kind(v) {
             Kind::Null => return reject("missing `timestamp` (null)"),
@@ -103,31 +102,52 @@ pub fn normalise(text: &[u8]) -> Result<Row<'_>, Rejection> {
             _ => return reject(format!("unparseable `timestamp` {}: expected an RFC 3339 string", clip(v.get()))),
         },
     };
-    (row.timestamp_us, row.date) = parse_timestamp(&ts).ok_or_else(|| {
+    let (timestamp_us, date) = parse_timestamp(&ts).ok_or_else(|| {
         Rejection(format!(
             "unparseable `timestamp` {}: expected RFC 3339 with an offset, e.g. 2026-09-01T08:51:11.9Z",
             clip(&format!("{ts:?}"))
         ))
     })?;
+    Ok(Parsed { fields, id, timestamp_us, date })
+}
 
-    if let Some(v) = extra_data {
-        lift_extra_data(v, &mut row)?;
-    }
-
-    if !extra.is_empty() {
-        let mut out = String::from("{");
-        for (i, (key, value)) in extra.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
+impl<'a> Parsed<'a> {
+    /// The whole row: known string fields, `extra_data` and what it lifts, and `extra`.
+    pub fn finish(self) -> Result<Row<'a>, Rejection> {
+        let mut row = Row { id: self.id, timestamp_us: self.timestamp_us, date: self.date, ..Default::default() };
+        let mut extra_data = None;
+        let mut extra: Vec<(&Cow<str>, &RawValue)> = Vec::new();
+        for (key, value) in &self.fields.0 {
+            let key_str: &str = key;
+            match key_str {
+                col::ID | col::TIMESTAMP => {}
+                col::EXTRA_DATA => extra_data = Some(*value),
+                other => match PLAIN_STRING_FIELDS.iter().position(|f| *f == other) {
+                    Some(i) => row.strings[i] = as_text(other, value)?,
+                    None => extra.push((key, value)),
+                },
             }
-            out.push_str(&serde_json::to_string(key.as_ref()).expect("string serialises"));
-            out.push(':');
-            minify_into(value.get(), &mut out);
         }
-        out.push('}');
-        row.extra = Some(out);
+
+        if let Some(v) = extra_data {
+            lift_extra_data(v, &mut row)?;
+        }
+
+        if !extra.is_empty() {
+            let mut out = String::from("{");
+            for (i, (key, value)) in extra.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::to_string(key.as_ref()).expect("string serialises"));
+                out.push(':');
+                minify_into(value.get(), &mut out);
+            }
+            out.push('}');
+            row.extra = Some(out);
+        }
+        Ok(row)
     }
-    Ok(row)
 }
 
 /// Keeps `extra_data` as compact JSON text and lifts `tags`, `revision_id` and `scenario_id`.

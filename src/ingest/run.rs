@@ -5,7 +5,7 @@
 //! stays bounded: a few chunks in flight, unfinished files up to `FLUSH_BYTES`, and the dedupe
 //! keys (17 bytes an event, in a table sized once from the input's size).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -26,7 +26,8 @@ use tokio::sync::mpsc;
 
 use super::batch::BatchBuilder;
 use super::decode::split_records;
-use super::normalise::{format_date, normalise};
+use super::known::KnownIds;
+use super::normalise::{self, format_date};
 use super::quarantine::{Quarantine, Rejected};
 use super::source::{self, Input};
 use crate::error::{Error, Result};
@@ -81,6 +82,8 @@ const FLUSH_BYTES: usize = 32 << 20;
 
 enum Msg {
     Batch(RecordBatch),
+    /// Entries whose id the table already holds in their date partition.
+    Stored(u64),
     Rejected(Rejected),
     Failed(Error),
 }
@@ -109,15 +112,16 @@ pub async fn ingest(lake: &Lake, opts: &IngestOptions) -> Result<IngestMetrics> 
         let ingested_at = now.timestamp_micros();
         let runtime = tokio::runtime::Handle::current();
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
+        let known = Arc::new(KnownIds::new(&table, runtime.clone()));
         let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<Chunk>(workers);
         let work_rx = Arc::new(std::sync::Mutex::new(work_rx));
         let mut threads = Vec::new();
         for i in 0..workers {
-            let (work_rx, tx) = (work_rx.clone(), tx.clone());
+            let (work_rx, tx, known) = (work_rx.clone(), tx.clone(), known.clone());
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("auditlake-normalise-{i}"))
-                    .spawn(move || normalise_chunks(&work_rx, ingested_at, &tx))
+                    .spawn(move || normalise_chunks(&work_rx, &known, ingested_at, &tx))
                     .expect("spawn normaliser thread"),
             );
         }
@@ -138,14 +142,13 @@ pub async fn ingest(lake: &Lake, opts: &IngestOptions) -> Result<IngestMetrics> 
         .with_writer_properties(writer_properties())
         .with_target_file_size(opts.target_file_size);
 
-    // Dedupe state: keys of ids already in the table's loaded partitions, and of this run's
-    // rows (kept apart so that a concurrent commit can be checked against ours alone).
-    let mut existing = lake::KeySet::default();
+    // Dedupe: the workers drop entries already in the table (`KnownIds`); this task drops
+    // repeats within the run. This run's keys are kept apart so that a concurrent commit can be
+    // checked against ours alone.
     let mut ours = lake::KeySet::default();
     // Sized once from the input's bytes (entries are rarely under 512 bytes): growing a table of
     // millions of keys would briefly hold the old and the new table, 1.5 times the memory.
     ours.reserve(total.map_or(0, |t| (t / 512) as usize));
-    let mut loaded: HashSet<i32> = HashSet::new();
     let mut touched: BTreeSet<i32> = BTreeSet::new();
     // Files finished so far; committed together at the end, so the run stays one commit.
     let mut adds = Vec::new();
@@ -186,30 +189,15 @@ pub async fn ingest(lake: &Lake, opts: &IngestOptions) -> Result<IngestMetrics> 
                     metrics.read += 1;
                     quarantine.add(lake, &r).await?;
                 }
+                Msg::Stored(n) => {
+                    metrics.read += n;
+                    metrics.duplicates += n;
+                }
                 Msg::Batch(batch) => {
                     metrics.read += batch.num_rows() as u64;
-                    let dates =
-                        batch.column_by_name(PARTITION_COLUMN).expect("date column").as_primitive::<Date32Type>();
-                    let new: Vec<i32> = dates
-                        .values()
-                        .iter()
-                        .copied()
-                        .filter(|d| !loaded.contains(d))
-                        .collect::<BTreeSet<_>>()
-                        .into_iter()
-                        .collect();
-                    if !new.is_empty() {
-                        existing.extend(lake::ids_in_partitions(&table, &new).await?);
-                        loaded.extend(new);
-                    }
                     let ids = batch.column_by_name(col::ID).expect("id column").as_string::<i32>();
-                    let keep: BooleanArray = ids
-                        .iter()
-                        .map(|id| {
-                            let key = lake::id_key(id.unwrap_or_default());
-                            Some(!existing.contains(&key) && ours.insert(key))
-                        })
-                        .collect();
+                    let keep: BooleanArray =
+                        ids.iter().map(|id| Some(ours.insert(lake::id_key(id.unwrap_or_default())))).collect();
                     let fresh = filter_record_batch(&batch, &keep)?;
                     metrics.duplicates += (batch.num_rows() - fresh.num_rows()) as u64;
                     if fresh.num_rows() == 0 {
@@ -254,7 +242,6 @@ pub async fn ingest(lake: &Lake, opts: &IngestOptions) -> Result<IngestMetrics> 
         ]);
         let actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
         let dates: BTreeSet<String> = metrics.partitions.iter().cloned().collect();
-        drop(existing);
         let version = commit(lake, &mut table, actions, app_metadata, &dates, &ours).await?;
         metrics.table_version = Some(version);
     }
@@ -426,9 +413,10 @@ fn read_inputs(
 }
 
 /// A normaliser worker: parses and validates each entry of a chunk into one batch, plus the
-/// chunk's rejections.
+/// chunk's rejections. An entry whose id its date partition already holds is only counted.
 fn normalise_chunks(
     work: &std::sync::Mutex<std::sync::mpsc::Receiver<Chunk>>,
+    known: &KnownIds,
     ingested_at: i64,
     tx: &mpsc::Sender<Output>,
 ) {
@@ -438,15 +426,40 @@ fn normalise_chunks(
         let next = work.lock().expect("work queue lock").recv();
         let Ok(chunk) = next else { return };
         let mut msgs = Vec::new();
+        let mut stored = 0u64;
+        // One pass, each entry while its text is in this core's cache: parse as far as id and
+        // date, check the table's keys for that date (loading them on first need), then either
+        // count it or finish its row.
+        let mut in_table = known.view();
         for (range, line, truncated) in &chunk.records {
             let text = &chunk.text[range.clone()];
-            if *truncated {
-                let reason = format!("truncated JSON: input ended inside this record ({} bytes)", text.len());
-                msgs.push(Msg::Rejected(rejected(&chunk.name, *line, reason, text)));
-                continue;
-            }
-            match normalise(text) {
-                Ok(row) => {
+            let entry = if *truncated {
+                Err(normalise::Rejection(format!("truncated JSON: input ended inside this record ({} bytes)", text.len())))
+            } else {
+                normalise::parse(text)
+            };
+            let row = match entry {
+                Err(reason) => Err(reason),
+                Ok(parsed) => {
+                    if in_table.as_ref().is_some_and(|keys| !keys.contains_key(&parsed.date)) {
+                        drop(in_table);
+                        if let Err(e) = known.ensure(parsed.date) {
+                            let _ = tx.blocking_send(Output { seq: None, msgs: vec![Msg::Failed(e)] });
+                            return;
+                        }
+                        in_table = known.view();
+                    }
+                    let key = lake::id_key(&parsed.id);
+                    if in_table.as_ref().is_some_and(|keys| keys[&parsed.date].contains(&key)) {
+                        Ok(None)
+                    } else {
+                        parsed.finish().map(Some)
+                    }
+                }
+            };
+            match row {
+                Ok(None) => stored += 1,
+                Ok(Some(row)) => {
                     source.clear();
                     use std::fmt::Write;
                     let _ = write!(source, "{}:{line}", chunk.name);
@@ -454,6 +467,10 @@ fn normalise_chunks(
                 }
                 Err(reason) => msgs.push(Msg::Rejected(rejected(&chunk.name, *line, reason.0, text))),
             }
+        }
+        drop(in_table);
+        if stored > 0 {
+            msgs.push(Msg::Stored(stored));
         }
         if !builder.is_empty() {
             msgs.push(Msg::Batch(builder.finish().expect("batch matches schema")));
