@@ -260,6 +260,24 @@ impl Lake {
         }
     }
 
+    /// The table's latest version (or `version`) for reading, without listing its files: each
+    /// scan then replays the log for the files its filters keep (a one-day query on a year of
+    /// daily files touches one). `None` when no table exists yet.
+    pub async fn snapshot(&self, version: Option<u64>) -> Result<Option<ReadSnapshot>> {
+        if version.is_none()
+            && let Some(dir) = &self.local_dir
+            && !dir.join(TABLE_NAME).join("_delta_log").is_dir()
+        {
+            return Ok(None);
+        }
+        let log_store = self.builder()?.build_storage().map_err(|e| self.delta_err("opening", e))?;
+        match deltalake::kernel::Snapshot::try_new(log_store.as_ref(), version).await {
+            Ok(snapshot) => Ok(Some(ReadSnapshot { log_store, snapshot: Arc::new(snapshot) })),
+            Err(DeltaTableError::NotATable(_)) if version.is_none() => Ok(None),
+            Err(e) => Err(self.delta_err("loading", e)),
+        }
+    }
+
     /// Loads the table, creating it (empty, partitioned by `date`) when it does not exist.
     pub async fn load_or_create(&self) -> Result<DeltaTable> {
         if let Some(table) = self.load(None).await? {
@@ -288,6 +306,19 @@ impl Lake {
             Err(_) if self.load(None).await?.is_some() => Ok(self.load(None).await?.expect("just loaded")),
             Err(e) => Err(self.delta_err("creating", e)),
         }
+    }
+}
+
+/// A table version opened for reading only: its log store and its (lazy) snapshot.
+#[derive(Clone)]
+pub struct ReadSnapshot {
+    pub log_store: deltalake::logstore::LogStoreRef,
+    pub snapshot: Arc<deltalake::kernel::Snapshot>,
+}
+
+impl ReadSnapshot {
+    pub fn version(&self) -> u64 {
+        self.snapshot.version() as u64
     }
 }
 

@@ -26,7 +26,7 @@ use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::Statement;
 
 use crate::error::{Error, Result};
-use crate::lake::{self, Lake};
+use crate::lake::Lake;
 use crate::schema::{self, TABLE_NAME};
 
 pub use output::OutputFormat;
@@ -108,14 +108,17 @@ pub async fn base_table(
     version: Option<u64>,
     engine: &Engine,
 ) -> Result<(DataFrame, Option<u64>)> {
-    let table = lake.load(version).await?;
-    Ok(match &table {
-        Some(table) if *engine != Engine::Local => (listing::table(table, ctx)?, table.version()),
-        None if *engine != Engine::Local => (listing::empty(ctx)?, None),
-        Some(table) => {
-            lake::session_for(table, ctx)?;
-            let provider = scan::AdaptiveScan::new(table, ctx).await?;
-            (ctx.read_table(Arc::new(provider))?, table.version())
+    if *engine != Engine::Local {
+        let table = lake.load(version).await?;
+        return Ok(match &table {
+            Some(table) => (listing::table(table, ctx)?, table.version()),
+            None => (listing::empty(ctx)?, None),
+        });
+    }
+    Ok(match lake.snapshot(version).await? {
+        Some(read) => {
+            let provider = scan::AdaptiveScan::new(&read, ctx).await?;
+            (ctx.read_table(Arc::new(provider))?, Some(read.version()))
         }
         None => {
             let empty = MemTable::try_new(schema::arrow_schema(), vec![vec![]])?;

@@ -28,9 +28,10 @@ use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Expr, LogicalPlan, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{DataFrame, SessionContext};
-use deltalake::DeltaTable;
+use deltalake::delta_datafusion::DeltaScanNext;
 
 use crate::error::Result;
+use crate::lake::ReadSnapshot;
 use crate::schema::col as c;
 
 /// `audit_log` through delta-rs, reading with or without a Parquet row filter as the query's
@@ -44,14 +45,17 @@ pub struct AdaptiveScan {
 }
 
 impl AdaptiveScan {
-    pub async fn new(table: &DeltaTable, ctx: &SessionContext) -> Result<AdaptiveScan> {
+    pub async fn new(table: &ReadSnapshot, ctx: &SessionContext) -> Result<AdaptiveScan> {
         // The session's Parquet settings (pushdown, view types) reach delta-rs' scan only when
         // it is given the session; otherwise it uses its own defaults.
         let state = ctx.state();
-        let filtering = table.table_provider().with_session(Arc::new(state.clone())).await?;
+        let provider = || {
+            DeltaScanNext::builder().with_log_store(table.log_store.clone()).with_snapshot(table.snapshot.clone())
+        };
+        let filtering = provider().with_session(Arc::new(state.clone())).await?;
         let mut plain_state = state;
         plain_state.config_mut().options_mut().execution.parquet.pushdown_filters = false;
-        let plain = table.table_provider().with_session(Arc::new(plain_state)).await?;
+        let plain = provider().with_session(Arc::new(plain_state)).await?;
         Ok(AdaptiveScan { filtering, plain })
     }
 }
@@ -157,9 +161,9 @@ mod tests {
     async fn each_query_chooses_from_the_filters_that_reach_the_scan() {
         let ctx = SessionContext::new_with_config(crate::query::session_config().unwrap());
         let lake = crate::lake::Lake::open("memory://row-filter-choice").unwrap();
-        let table = lake.load_or_create().await.unwrap();
-        crate::lake::session_for(&table, &ctx).unwrap();
-        ctx.register_table("audit_log", Arc::new(AdaptiveScan::new(&table, &ctx).await.unwrap())).unwrap();
+        lake.load_or_create().await.unwrap();
+        let read = lake.snapshot(None).await.unwrap().expect("the table just created");
+        ctx.register_table("audit_log", Arc::new(AdaptiveScan::new(&read, &ctx).await.unwrap())).unwrap();
         let by_tag = "SELECT unnest(tags) AS tag, resource_id FROM audit_log WHERE tags IS NOT NULL";
         assert!(!row_filters_for(&ctx, by_tag).await);
         assert!(!row_filters_for(&ctx, "SELECT action, count(*) FROM audit_log GROUP BY action").await);
