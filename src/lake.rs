@@ -320,6 +320,13 @@ impl ReadSnapshot {
     pub fn version(&self) -> u64 {
         self.snapshot.version() as u64
     }
+
+    /// A builder of delta-rs' table provider over this version.
+    pub fn provider(&self) -> deltalake::delta_datafusion::TableProviderBuilder {
+        deltalake::delta_datafusion::DeltaScanNext::builder()
+            .with_log_store(self.log_store.clone())
+            .with_snapshot(self.snapshot.clone())
+    }
 }
 
 /// A DataFusion session that can read `table` (its object store registered).

@@ -117,7 +117,7 @@ pub async fn base_table(
     }
     Ok(match lake.snapshot(version).await? {
         Some(read) => {
-            let provider = scan::AdaptiveScan::new(&read, ctx).await?;
+            let provider = scan::AdaptiveScan::new(|| read.provider(), ctx).await?;
             (ctx.read_table(Arc::new(provider))?, Some(read.version()))
         }
         None => {

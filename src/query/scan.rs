@@ -28,10 +28,9 @@ use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Expr, LogicalPlan, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{DataFrame, SessionContext};
-use deltalake::delta_datafusion::DeltaScanNext;
+use deltalake::delta_datafusion::TableProviderBuilder;
 
 use crate::error::Result;
-use crate::lake::ReadSnapshot;
 use crate::schema::col as c;
 
 /// `audit_log` through delta-rs, reading with or without a Parquet row filter as the query's
@@ -45,13 +44,11 @@ pub struct AdaptiveScan {
 }
 
 impl AdaptiveScan {
-    pub async fn new(table: &ReadSnapshot, ctx: &SessionContext) -> Result<AdaptiveScan> {
+    /// `provider` makes a fresh delta-rs provider builder for the table version to read.
+    pub async fn new(provider: impl Fn() -> TableProviderBuilder, ctx: &SessionContext) -> Result<AdaptiveScan> {
         // The session's Parquet settings (pushdown, view types) reach delta-rs' scan only when
         // it is given the session; otherwise it uses its own defaults.
         let state = ctx.state();
-        let provider = || {
-            DeltaScanNext::builder().with_log_store(table.log_store.clone()).with_snapshot(table.snapshot.clone())
-        };
         let filtering = provider().with_session(Arc::new(state.clone())).await?;
         let mut plain_state = state;
         plain_state.config_mut().options_mut().execution.parquet.pushdown_filters = false;
@@ -163,7 +160,7 @@ mod tests {
         let lake = crate::lake::Lake::open("memory://row-filter-choice").unwrap();
         lake.load_or_create().await.unwrap();
         let read = lake.snapshot(None).await.unwrap().expect("the table just created");
-        ctx.register_table("audit_log", Arc::new(AdaptiveScan::new(&read, &ctx).await.unwrap())).unwrap();
+        ctx.register_table("audit_log", Arc::new(AdaptiveScan::new(|| read.provider(), &ctx).await.unwrap())).unwrap();
         let by_tag = "SELECT unnest(tags) AS tag, resource_id FROM audit_log WHERE tags IS NOT NULL";
         assert!(!row_filters_for(&ctx, by_tag).await);
         assert!(!row_filters_for(&ctx, "SELECT action, count(*) FROM audit_log GROUP BY action").await);
