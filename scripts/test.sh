@@ -25,6 +25,19 @@ export AUDITLAKE_VENV="$venv" AUDITLAKE_TEST_PYTHON="$venv/bin/python"
 eval "$(./scripts/s3-server.sh start)"
 trap './scripts/s3-server.sh stop' EXIT
 
+# The shared target directory keeps every test binary it ever linked (about 750 MB each, and a new
+# set for each clone path CI builds from). Keep those linked within ten minutes of the newest of
+# the same name (one build links the `auditlake` lib tests, bin tests and binary together).
+deps="$CARGO_TARGET_DIR/debug/deps"
+if [ -d "$deps" ]; then
+  find "$deps" -maxdepth 1 -type f -executable -regex '.*-[0-9a-f]+$' -printf '%T@ %p\n' \
+    | sort -rn \
+    | awk '{ name = $2; sub(/-[0-9a-f]+$/, "", name)
+             if (!(name in newest)) newest[name] = $1
+             else if (newest[name] - $1 > 600) print $2 }' \
+    | xargs -r rm -f
+fi
+
 # Doc examples first, so the last summary printed is the whole suite's. One feature set for both
 # (`cluster` adds the Ballista client and tests/cluster.rs), so CI compiles DataFusion once.
 cargo test --doc --features cluster

@@ -8,6 +8,7 @@
 //! Guarantee: statements that create, change or write anything (DDL, DML, `COPY`, `SET`) are
 //! refused before planning.
 
+pub mod drop_nulls;
 pub mod listing;
 pub mod named;
 pub mod output;

@@ -26,10 +26,13 @@ use datafusion::datasource::TableType;
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Expr, LogicalPlan, TableProviderFilterPushDown};
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::prelude::{DataFrame, SessionContext};
 use deltalake::delta_datafusion::TableProviderBuilder;
 
+use super::drop_nulls::DropNullsExec;
 use crate::error::Result;
 use crate::schema::col as c;
 
@@ -102,13 +105,17 @@ impl TableProvider for AdaptiveScan {
     }
 
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        // Inexact, never exact: DataFusion keeps every filter above the scan, so the choice
-        // made in `scan` cannot drop a condition.
+        // `column IS NOT NULL` is exact: `scan` drops those rows itself (list-aware, see
+        // `drop_nulls`), so DataFusion adds no filter (and no batch coalescing) above it.
+        // Everything else is inexact, never exact: DataFusion keeps those filters above the
+        // scan, so the choice of reader made in `scan` cannot drop a condition.
         Ok(self
             .filtering
             .supports_filters_pushdown(filters)?
             .into_iter()
-            .map(|p| match p {
+            .zip(filters)
+            .map(|(p, f)| match p {
+                _ if not_null_column(f).is_some() => TableProviderFilterPushDown::Exact,
                 TableProviderFilterPushDown::Exact => TableProviderFilterPushDown::Inexact,
                 other => other,
             })
@@ -125,7 +132,53 @@ impl TableProvider for AdaptiveScan {
         // delta-rs fixes the setting when its provider is built, so there is one of each.
         let row_filters = state.config_options().execution.parquet.pushdown_filters;
         let inner = if row_filters { &self.filtering } else { &self.plain };
-        inner.scan(state, projection, filters, limit).await
+        let not_null: Vec<&str> = filters.iter().filter_map(not_null_column).collect();
+        if not_null.is_empty() {
+            return inner.scan(state, projection, filters, limit).await;
+        }
+        // Read the tested columns even when the query does not select them, and no `limit`:
+        // it would count rows before the nulls are dropped.
+        let schema = self.schema();
+        let wanted: Option<Vec<usize>> = projection.map(|p| {
+            let mut cols = p.clone();
+            for name in &not_null {
+                let i = schema.index_of(name).expect("a column of the table");
+                if !cols.contains(&i) {
+                    cols.push(i);
+                }
+            }
+            cols
+        });
+        let plan = inner.scan(state, wanted.as_ref(), filters, None).await?;
+        let read = plan.schema();
+        let tested = not_null.iter().map(|name| read.index_of(name)).collect::<Result<Vec<_>, _>>()?;
+        let plan: Arc<dyn ExecutionPlan> = Arc::new(DropNullsExec::new(plan, tested));
+        let Some(projection) = projection else { return Ok(plan) };
+        if wanted.as_ref() == Some(projection) && read.fields().len() == projection.len() {
+            return Ok(plan);
+        }
+        // Back to the columns asked for, by name (the order the scan returns is its own).
+        let exprs = projection
+            .iter()
+            .map(|i| {
+                let name = schema.field(*i).name();
+                let expr: Arc<dyn datafusion::physical_expr::PhysicalExpr> =
+                    Arc::new(Column::new(name, read.index_of(name)?));
+                Ok((expr, name.clone()))
+            })
+            .collect::<DfResult<Vec<_>>>()?;
+        Ok(Arc::new(ProjectionExec::try_new(exprs, plan)?))
+    }
+}
+
+/// The column of a filter `column IS NOT NULL`.
+fn not_null_column(f: &Expr) -> Option<&str> {
+    match f {
+        Expr::IsNotNull(e) => match e.as_ref() {
+            Expr::Column(col) => Some(col.name.as_str()),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
