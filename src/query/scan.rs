@@ -16,6 +16,15 @@
 //! files, row groups and pages by their statistics, and DataFusion applies them again above the
 //! scan (every filter is reported as inexact), so the rows are the same whichever way the scan
 //! reads. The setting is per query: a report's queries each choose their own.
+//!
+//! A filter `column IS NOT NULL` is the one exception to "inexact": the scan drops those rows
+//! itself ([`super::drop_nulls`]), with a filter that handles list columns in one pass, so
+//! DataFusion plans no `FilterExec` (which copied `tags` through arrow's slow generic path and
+//! then coalesced the batches) above it.
+//!
+//! The table version is opened lazily ([`crate::lake::Lake::snapshot`]): the scan replays the
+//! log for the files its filters keep, so a one-day query on a year of daily files does not
+//! first list all 365 of them.
 
 use std::sync::Arc;
 
