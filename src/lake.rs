@@ -239,15 +239,16 @@ impl Lake {
         Error::Delta { action, table: self.display_path(TABLE_NAME), source: Box::new(e) }
     }
 
+    /// A lake folder that does not exist yet, or holds no log yet, has no table: known without
+    /// asking delta-rs.
+    fn has_no_local_log(&self) -> bool {
+        self.local_dir.as_ref().is_some_and(|dir| !dir.join(TABLE_NAME).join("_delta_log").is_dir())
+    }
+
     /// Loads the table at its latest version (or `version`), or `None` when none exists yet.
     pub async fn load(&self, version: Option<u64>) -> Result<Option<DeltaTable>> {
-        if version.is_none() {
-            // A lake folder that does not exist yet, or holds no log yet, has no table.
-            if let Some(dir) = &self.local_dir
-                && !dir.join(TABLE_NAME).join("_delta_log").is_dir()
-            {
-                return Ok(None);
-            }
+        if version.is_none() && self.has_no_local_log() {
+            return Ok(None);
         }
         let mut builder = self.builder()?;
         if let Some(v) = version {
@@ -264,10 +265,7 @@ impl Lake {
     /// scan then replays the log for the files its filters keep (a one-day query on a year of
     /// daily files touches one). `None` when no table exists yet.
     pub async fn snapshot(&self, version: Option<u64>) -> Result<Option<ReadSnapshot>> {
-        if version.is_none()
-            && let Some(dir) = &self.local_dir
-            && !dir.join(TABLE_NAME).join("_delta_log").is_dir()
-        {
+        if version.is_none() && self.has_no_local_log() {
             return Ok(None);
         }
         let log_store = self.builder()?.build_storage().map_err(|e| self.delta_err("opening", e))?;

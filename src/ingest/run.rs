@@ -449,8 +449,8 @@ fn normalise_chunks(
                         }
                         in_table = known.view();
                     }
-                    let key = lake::id_key(&parsed.id);
-                    if in_table.as_ref().is_some_and(|keys| keys[&parsed.date].contains(&key)) {
+                    // No key to hash when the table was empty (a first ingest).
+                    if in_table.as_ref().is_some_and(|keys| keys[&parsed.date].contains(&lake::id_key(&parsed.id))) {
                         Ok(None)
                     } else {
                         parsed.finish().map(Some)

@@ -11,11 +11,11 @@
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, ListArray, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, ListArray, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::array::BooleanBufferBuilder;
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::arrow::compute::{filter, filter_record_batch, is_not_null};
+use datafusion::arrow::compute::{FilterBuilder, FilterPredicate, filter, is_not_null};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::error::ArrowError;
 use datafusion::error::Result as DfResult;
@@ -98,24 +98,23 @@ pub fn drop_nulls(batch: &RecordBatch, columns: &[usize]) -> Result<RecordBatch,
     if keep.true_count() == keep.len() {
         return Ok(batch.clone());
     }
-    let has_list = batch.columns().iter().any(|c| matches!(c.data_type(), DataType::List(_)));
-    if !has_list {
-        return filter_record_batch(batch, &keep);
-    }
+    // One predicate for every column, as `filter_record_batch` builds it; only lists differ.
+    let predicate = FilterBuilder::new(&keep).optimize().build();
     let columns: Vec<ArrayRef> = batch
         .columns()
         .iter()
         .map(|c| match c.data_type() {
-            DataType::List(_) => Ok(Arc::new(filter_list(c.as_list::<i32>(), &keep)?) as ArrayRef),
-            _ => filter(c, &keep),
+            DataType::List(_) => Ok(Arc::new(filter_list(c.as_list::<i32>(), &keep, &predicate)?) as ArrayRef),
+            _ => predicate.filter(c),
         })
         .collect::<Result<_, _>>()?;
-    RecordBatch::try_new(batch.schema(), columns)
+    let options = RecordBatchOptions::new().with_row_count(Some(keep.true_count()));
+    RecordBatch::try_new_with_options(batch.schema(), columns, &options)
 }
 
-/// `list` filtered by `keep` (which has no nulls): new offsets, and the values filtered once
-/// by a mask that repeats each row's bit over its values.
-fn filter_list(list: &ListArray, keep: &BooleanArray) -> Result<ListArray, ArrowError> {
+/// `list` filtered by `keep` (which has no nulls; `predicate` is built from it): new offsets,
+/// and the values filtered once by a mask that repeats each row's bit over its values.
+fn filter_list(list: &ListArray, keep: &BooleanArray, predicate: &FilterPredicate) -> Result<ListArray, ArrowError> {
     let offsets = list.value_offsets();
     let values = list.values();
     let mut value_mask = BooleanBufferBuilder::new(values.len());
@@ -136,7 +135,7 @@ fn filter_list(list: &ListArray, keep: &BooleanArray) -> Result<ListArray, Arrow
     let nulls = match list.nulls() {
         None => None,
         Some(nulls) => {
-            let valid = filter(&BooleanArray::new(nulls.inner().clone(), None), keep)?;
+            let valid = predicate.filter(&BooleanArray::new(nulls.inner().clone(), None))?;
             Some(valid.as_boolean().values().clone().into())
         }
     };
@@ -150,6 +149,7 @@ fn filter_list(list: &ListArray, keep: &BooleanArray) -> Result<ListArray, Arrow
 #[cfg(test)]
 mod tests {
     use datafusion::arrow::array::{Int32Array, ListBuilder, StringViewBuilder};
+    use datafusion::arrow::compute::filter_record_batch;
     use datafusion::arrow::datatypes::{Field, Schema};
 
     use super::*;

@@ -148,16 +148,19 @@ impl TableProvider for AdaptiveScan {
         // Read the tested columns even when the query does not select them, and no `limit`:
         // it would count rows before the nulls are dropped.
         let schema = self.schema();
-        let wanted: Option<Vec<usize>> = projection.map(|p| {
-            let mut cols = p.clone();
-            for name in &not_null {
-                let i = schema.index_of(name).expect("a column of the table");
-                if !cols.contains(&i) {
-                    cols.push(i);
+        let wanted: Option<Vec<usize>> = match projection {
+            None => None,
+            Some(p) => {
+                let mut cols = p.clone();
+                for name in &not_null {
+                    let i = schema.index_of(name)?;
+                    if !cols.contains(&i) {
+                        cols.push(i);
+                    }
                 }
+                Some(cols)
             }
-            cols
-        });
+        };
         let plan = inner.scan(state, wanted.as_ref(), filters, None).await?;
         let read = plan.schema();
         let tested = not_null.iter().map(|name| read.index_of(name)).collect::<Result<Vec<_>, _>>()?;
