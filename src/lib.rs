@@ -5,19 +5,25 @@
 //! JSON array | API page | NDJSON | .gz | stdin
 //!    -> decode (streaming, bounded memory)           ingest::decode
 //!    -> validate + normalise (bad -> _rejected/)     ingest::normalise, ingest::quarantine
-//!    -> dedupe by id (batch and table)               ingest::run, lake
-//!    -> one atomic Delta commit per run              ingest::run
+//!    -> dedupe by id (batch and table)               ingest::known, ingest::run, lake::keys
+//!    -> one atomic Delta commit per run              lake::write (every commit goes here)
 //!    -> Delta table `audit_log`, partitioned by UTC date, Parquet + zstd
-//!    -> DataFusion -> query / search                 query
-//!                  -> compliance report              report
-//!    -> or the same SQL on a Ballista cluster         cluster (feature `cluster`)
+//!    -> a DataFusion session (read-only)             engine
+//!         -> query / search                          query
+//!         -> compliance report                       report
+//!         -> or the same SQL on a Ballista cluster   engine::cluster (feature `cluster`)
 //! ```
+//!
+//! Dependencies point one way: the jobs (`ingest`, `query`, `maintain`, `report`, `generate`)
+//! use `engine` and `lake`, which use `schema`, `time` and `error`; no job imports another. The
+//! command line lives in the binary (`src/main.rs`, `src/cli/`), so this library never sees
+//! clap.
 //!
 //! A complete round trip on an in-memory lake:
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
-//! use auditlake::{Lake, ingest::{ingest, IngestOptions}, query};
+//! use auditlake::{Lake, engine, ingest::{ingest, IngestOptions}, time::Window};
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! let input = dir.path().join("batch.ndjson");
@@ -31,16 +37,16 @@
 //! let metrics = ingest(&lake, &opts).await.unwrap();
 //! assert_eq!((metrics.ingested, metrics.duplicates), (1, 1));
 //!
-//! let session = query::open(&lake, &query::Window::default(), None, &query::Engine::Local).await.unwrap();
-//! let df = query::sql(&session, "SELECT count(*) AS n FROM audit_log").await.unwrap();
+//! let session = engine::open(&lake, &Window::default(), None, &engine::Engine::Local).await.unwrap();
+//! let df = engine::sql(&session, "SELECT action_family(action) AS f, count(*) AS n FROM audit_log GROUP BY 1")
+//!     .await
+//!     .unwrap();
 //! let batches = df.collect().await.unwrap();
 //! assert_eq!(batches[0].num_rows(), 1);
 //! # });
 //! ```
 
-pub mod cli;
-#[cfg(feature = "cluster")]
-pub mod cluster;
+pub mod engine;
 pub mod error;
 pub mod generate;
 pub mod ingest;
@@ -49,6 +55,8 @@ pub mod maintain;
 pub mod query;
 pub mod report;
 pub mod schema;
+pub mod text;
+pub mod time;
 
 pub use error::{Error, Result};
 pub use lake::Lake;

@@ -1,25 +1,115 @@
-//! The `auditlake` binary: parse the command line, run, map the outcome to an exit status.
+//! The `auditlake` binary: parse the command line, run, map the outcome to an exit status
+//! (0 success, 1 failure, 2 usage error, 3 ingest rejected records).
+
+mod cli;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let cli = auditlake::cli::Cli::parse();
-    use auditlake::cli::Command;
-    if matches!(cli.command, Command::Query(_) | Command::Search(_) | Command::Report(_)) {
+/// Stack of the runtime's threads. DataFusion plans and evaluates expressions recursively; a
+/// deep expression (thousands of terms) needs more than the default 2 MiB. Only the pages a
+/// thread touches are committed, so a large reservation costs nothing for ordinary queries.
+const THREAD_STACK_BYTES: usize = 256 << 20;
+
+fn main() -> ExitCode {
+    let cli = cli::args::Cli::parse();
+    if matches!(cli.command, cli::args::Command::Query(_) | cli::args::Command::Search(_) | cli::args::Command::Report(_))
+    {
         keep_freed_memory();
     }
-    match auditlake::cli::run(cli).await {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(THREAD_STACK_BYTES)
+        .build()
+        .expect("start the tokio runtime");
+    // The command runs on a runtime thread (large stack), not on this one.
+    let outcome = runtime.block_on(async { tokio::spawn(cli::run(cli)).await });
+    let result = match outcome {
+        Ok(result) => result,
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    };
+    match result {
         Ok(code) => ExitCode::from(code),
         // `| head` closing the pipe is not a failure (ripgrep does the same).
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            eprintln!("error: {}", redact(&say_once(&err)));
+            if is_usage(&err) { ExitCode::from(2) } else { ExitCode::FAILURE }
         }
     }
+}
+
+/// The error's chain, each cause said once. Many errors display their source inside their own
+/// message (DataFusion's, delta-rs', object_store's), so printing every link repeats the same
+/// text several times; a link whose text an earlier link already said is skipped.
+fn say_once(err: &anyhow::Error) -> String {
+    let mut said: Vec<String> = Vec::new();
+    for link in err.chain() {
+        let text = link.to_string();
+        let text = text.trim();
+        if text.is_empty() || said.iter().any(|s| s.contains(text)) {
+            continue;
+        }
+        said.push(text.to_string());
+    }
+    said.join(": ")
+}
+
+/// Removes credentials from an error's text. An S3 `SignatureDoesNotMatch` answer carries the
+/// access key id, the string to sign and the canonical request (with `x-amz-security-token`),
+/// and object_store puts the answer's body in its error.
+fn redact(text: &str) -> String {
+    const REDACTED: &str = "[redacted]";
+    let mut out = text.to_string();
+    for tag in
+        ["AWSAccessKeyId", "StringToSign", "StringToSignBytes", "CanonicalRequest", "CanonicalRequestBytes", "SignatureProvided"]
+    {
+        let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+        let mut from = 0;
+        while let Some(start) = out[from..].find(&open).map(|i| from + i + open.len()) {
+            let end = out[start..].find(&close).map_or(out.len(), |i| start + i);
+            out.replace_range(start..end, REDACTED);
+            from = start + REDACTED.len();
+        }
+    }
+    for key in ["x-amz-security-token", "x-amz-credential", "x-amz-signature", "credential", "signature"] {
+        for sep in ['=', ':'] {
+            let needle = format!("{key}{sep}");
+            let mut from = 0;
+            while let Some(start) = out[from..].to_ascii_lowercase().find(&needle).map(|i| from + i + needle.len()) {
+                let end = out[start..]
+                    .find(|c: char| c.is_whitespace() || matches!(c, '&' | ',' | '"' | '\'' | '<' | ';'))
+                    .map_or(out.len(), |i| start + i);
+                if end > start {
+                    out.replace_range(start..end, REDACTED);
+                }
+                from = start + REDACTED.len().min(out.len() - start);
+            }
+        }
+    }
+    // Access key ids: AKIA/ASIA and 16 more capitals or digits.
+    let mut i = 0;
+    while i + 20 <= out.len() {
+        let candidate = &out.as_bytes()[i..i + 20];
+        let prefix = &candidate[..4];
+        if (prefix == b"AKIA" || prefix == b"ASIA")
+            && candidate[4..].iter().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        {
+            out.replace_range(i..i + 20, REDACTED);
+            i += REDACTED.len();
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+fn is_usage(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<cli::UsageError>().is_some()
+            || e.downcast_ref::<auditlake::Error>().is_some_and(auditlake::Error::is_usage)
+    })
 }
 
 /// A query builds and drops many buffers of a few hundred KiB to a few MiB (Parquet pages,
@@ -42,4 +132,41 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
         e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
             || e.to_string().contains("Broken pipe")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_cause_is_said_once() {
+        // DataFusion-style: the outer error repeats the inner text in its own message.
+        let inner = std::io::Error::other("No field named actoin");
+        let err = anyhow::Error::new(inner).context("Schema error: No field named actoin").context("query failed");
+        assert_eq!(say_once(&err), "query failed: Schema error: No field named actoin");
+    }
+
+    #[test]
+    fn credentials_never_reach_the_terminal() {
+        // Regression (issue 19): the shape of an S3 SignatureDoesNotMatch answer.
+        let body = "error: Error performing PUT http://s3/b/k: <Error><Code>SignatureDoesNotMatch</Code>\
+            <AWSAccessKeyId>AKIAIOSFODNN7EXAMPLE</AWSAccessKeyId><StringToSign>AWS4-HMAC-SHA256\n20261129</StringToSign>\
+            <CanonicalRequest>PUT\n/b/k\nx-amz-security-token:FwoGZXIvYXdzEXAMPLETOKEN\n</CanonicalRequest></Error> \
+            (X-Amz-Credential=AKIAIOSFODNN7EXAMPLE/20261129/us-east-1&X-Amz-Signature=abc123)";
+        let clean = redact(body);
+        for secret in ["AKIAIOSFODNN7EXAMPLE", "FwoGZXIvYXdzEXAMPLETOKEN", "20261129</StringToSign>", "abc123"] {
+            assert!(!clean.contains(secret), "{secret} in {clean}");
+        }
+        assert!(clean.contains("SignatureDoesNotMatch"), "{clean}");
+        assert_eq!(redact("no field named actoin"), "no field named actoin");
+    }
+
+    #[test]
+    fn usage_errors_are_recognised_through_context() {
+        let err = anyhow::Error::new(cli::UsageError("x".into())).context("query failed");
+        assert!(is_usage(&err));
+        let err = anyhow::Error::new(auditlake::Error::ParquetNeedsFile).context("query failed");
+        assert!(is_usage(&err));
+        assert!(!is_usage(&anyhow::anyhow!("disk full")));
+    }
 }

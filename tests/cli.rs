@@ -107,7 +107,7 @@ fn query_formats() {
     auditlake(&lake)
         .args(["query", "--format", "parquet", sql])
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicate::str::contains("needs --out"));
 }
 
@@ -170,12 +170,12 @@ fn since_until_window_and_params() {
     auditlake(&lake)
         .args(["query", "--name", "actor_timeline"])
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicate::str::contains("needs --param email=VALUE"));
     auditlake(&lake)
         .args(["query", "--name", "by_action", "--since", "40x"])
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicate::str::contains("invalid duration '40x'"));
 }
 
@@ -273,4 +273,35 @@ fn help_teaches() {
     auditlake(dir.path()).args(["ingest", "--help"]).assert().success().stdout(predicate::str::contains("_rejected"));
     auditlake(dir.path()).args(["query", "--help"]).assert().success().stdout(predicate::str::contains("--since"));
     auditlake(dir.path()).args(["query"]).assert().code(2);
+}
+
+#[test]
+fn errors_are_said_once_and_flag_mistakes_exit_2() {
+    let dir = sample_lake();
+    let lake = dir.path().join("lake");
+    // A SQL typo: DataFusion's message once, not once per layer of the error chain (issue 20).
+    let out = auditlake(&lake).args(["query", "SELECT actoin FROM audit_log"]).assert().code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert_eq!(stderr.matches("No field named actoin").count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: query failed: "), "{stderr}");
+    // Mistakes in flags found after parsing are usage errors, like clap's own (issue 13).
+    auditlake(&lake)
+        .args(["query", "--param", "email=x", "SELECT 1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--param applies to named queries"));
+    auditlake(&lake)
+        .args(["query", "--as-of-version", "999", "SELECT 1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("has no version 999"));
+    // Out-of-range values are errors, not panics (issue 19).
+    auditlake(&lake)
+        .args(["query", "--since", "100000000w", "SELECT 1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("out of range"));
+    auditlake(&lake).args(["retention", "--keep", "99999999d", "--dry-run"]).assert().success();
+    let dotted = dir.path().join("x").join("..").join("lake");
+    auditlake(&dotted).args(["query", "--format", "csv", "SELECT count(*) > 0 AS some FROM audit_log"]).assert().success();
 }

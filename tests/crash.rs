@@ -54,6 +54,17 @@ fn kill_after(lake: &str, args: &[&str], after: Duration) -> bool {
     finished
 }
 
+/// A crash test proves nothing unless some run was killed before it finished.
+fn assert_killed_mid_way(kills: usize, job: &str) {
+    assert!(kills > 0, "no {job} was killed before it finished; the input is too small for this machine");
+}
+
+#[test]
+#[should_panic(expected = "no compaction was killed")]
+fn a_crash_test_without_a_kill_fails() {
+    assert_killed_mid_way(0, "compaction");
+}
+
 #[test]
 fn killed_ingest_leaves_a_committed_version_and_rerun_finishes() {
     let dir = tempfile::tempdir().unwrap();
@@ -74,7 +85,7 @@ fn killed_ingest_leaves_a_committed_version_and_rerun_finishes() {
         let n = count(&lake);
         assert!(n == 500 || n == 60_500, "after a kill at {ms} ms the table holds {n} rows: not a committed version");
     }
-    assert!(kills > 0, "no run was killed before it finished; the feed is too small for this machine");
+    assert_killed_mid_way(kills, "ingest");
     assert!(Std::new(bin()).args(["--lake", &lake_path, "--quiet", "ingest", &feed_arg]).status().unwrap().success());
     assert_eq!(count(&lake), 60_500);
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -89,17 +100,27 @@ fn killed_compaction_leaves_a_committed_version_and_rerun_finishes() {
     let lake = Lake::open(&lake_path).unwrap();
     for seed in 0..8 {
         let f = dir.path().join(format!("b{seed}.ndjson"));
-        generate(&f, 4_000, 10 + seed);
+        generate(&f, 15_000, 10 + seed);
         assert!(Std::new(bin()).args(["--lake", &lake_path, "--quiet", "ingest"]).arg(&f).status().unwrap().success());
     }
     let total = count(&lake);
-    for ms in [100, 300, 700, 1200] {
-        kill_after(&lake_path, &["compact"], Duration::from_millis(ms));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let version = |lake: &Lake| rt.block_on(lake.load(None)).unwrap().unwrap().version().unwrap();
+    let before = version(&lake);
+    let mut kills = 0;
+    for ms in [60, 150, 300, 600, 1200] {
+        if !kill_after(&lake_path, &["compact"], Duration::from_millis(ms)) {
+            kills += 1;
+        }
         assert_eq!(count(&lake), total, "after a kill at {ms} ms");
+        if version(&lake) != before {
+            // This compaction finished before the kill: the later kill times test nothing more.
+            break;
+        }
     }
+    assert_killed_mid_way(kills, "compaction");
     assert!(Std::new(bin()).args(["--lake", &lake_path, "--quiet", "compact"]).status().unwrap().success());
     assert_eq!(count(&lake), total);
-    let rt = tokio::runtime::Runtime::new().unwrap();
     let table = rt.block_on(lake.load(None)).unwrap().unwrap();
     let stats = rt.block_on(auditlake::lake::table_stats(&lake, &table)).unwrap();
     assert!(stats.partitions.iter().all(|p| p.files == 1), "{:?}", stats.partitions);

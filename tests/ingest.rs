@@ -192,7 +192,7 @@ async fn rejected_records_are_quarantined_with_reasons(lake: Lake) {
     assert_eq!(m.rejected_files.len(), 1);
     // Read the quarantine back through the same store.
     let session =
-        auditlake::query::open(&lake, &auditlake::query::Window::default(), None, &auditlake::query::Engine::Local)
+        auditlake::engine::open(&lake, &auditlake::time::Window::default(), None, &auditlake::engine::Engine::Local)
             .await
             .unwrap();
     drop(session);

@@ -4,13 +4,18 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use auditlake::Lake;
+use auditlake::engine::{self, Engine};
 use auditlake::ingest::{IngestOptions, ingest};
 use auditlake::maintain::{self, CompactOptions, RetentionOptions, VacuumOptions};
-use auditlake::query::Window;
+use auditlake::time::Window;
 use chrono::{Duration, NaiveDate};
 use common::rows;
+use datafusion::arrow::util::display::array_value_to_string;
 
 fn write_batch(dir: &Path, name: &str, lines: &[String]) -> PathBuf {
     let p = dir.join(name);
@@ -106,24 +111,71 @@ async fn compaction_removes_duplicates_that_slipped_in() {
     );
 }
 
-#[tokio::test]
+/// One read of the reader loop: when it ran, the version it saw and the count it got.
+#[derive(Debug, Clone)]
+struct Read {
+    start: Instant,
+    end: Instant,
+    version: Option<u64>,
+    count: String,
+}
+
+/// Reads that started while the compaction ran (`from`..`to`).
+fn during(reads: &[Read], from: Instant, to: Instant) -> usize {
+    reads.iter().filter(|r| r.start > from && r.start < to).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readers_see_a_committed_count_while_compaction_runs() {
     let dir = tempfile::tempdir().unwrap();
     let lake = Lake::open(&dir.path().join("lake").display().to_string()).unwrap();
-    small_ingests(&lake, dir.path(), 40, 10).await;
+    small_ingests(&lake, dir.path(), 80, 10).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
     let reader = {
-        let lake = lake.clone();
+        let (lake, stop) = (lake.clone(), stop.clone());
         tokio::spawn(async move {
-            let mut counts = Vec::new();
-            for _ in 0..30 {
-                counts.push(rows(&lake, "SELECT count(*) FROM audit_log").await[0][0].clone());
+            let mut reads = Vec::new();
+            let mut started = Some(started_tx);
+            while !stop.load(Ordering::Relaxed) {
+                let start = Instant::now();
+                let session = engine::open(&lake, &Window::default(), None, &Engine::Local).await.unwrap();
+                let batches =
+                    engine::sql(&session, "SELECT count(*) FROM audit_log").await.unwrap().collect().await.unwrap();
+                let count = array_value_to_string(batches[0].column(0), 0).unwrap();
+                reads.push(Read { start, end: Instant::now(), version: session.version, count });
+                if let Some(tx) = started.take() {
+                    let _ = tx.send(());
+                }
             }
-            counts
+            reads
         })
     };
-    maintain::compact(&lake, &compact_opts(false)).await.unwrap();
-    let counts = reader.await.unwrap();
-    assert!(counts.iter().all(|c| c == "400"), "{counts:?}");
+    started_rx.await.unwrap();
+    let from = Instant::now();
+    let m = maintain::compact(&lake, &compact_opts(false)).await.unwrap();
+    let to = Instant::now();
+    // A few more reads after the commit, so that the new version is seen too.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    stop.store(true, Ordering::Relaxed);
+    let reads = reader.await.unwrap();
+
+    assert!(reads.iter().all(|r| r.count == "800"), "{reads:?}");
+    let overlapping = during(&reads, from, to);
+    assert!(overlapping > 0, "no read ran while the compaction did ({} reads in all)", reads.len());
+    let committed = m.table_version.unwrap();
+    assert!(reads.iter().any(|r| r.version < Some(committed)), "no read saw the version before the compaction");
+    assert!(reads.iter().any(|r| r.version == Some(committed)), "no read saw the compaction's version");
+    assert!(reads.iter().all(|r| r.end >= r.start));
+}
+
+#[test]
+fn the_overlap_check_fails_when_reads_miss_the_compaction() {
+    let t0 = Instant::now();
+    let later = t0 + std::time::Duration::from_millis(10);
+    let read = Read { start: t0, end: t0, version: Some(1), count: "1".into() };
+    assert_eq!(during(&[read.clone()], later, later + std::time::Duration::from_millis(10)), 0);
+    assert_eq!(during(&[Read { start: later, ..read }], t0, later + std::time::Duration::from_millis(1)), 1);
 }
 
 #[tokio::test]
@@ -194,4 +246,38 @@ async fn history_lists_what_was_done() {
     assert_eq!(ops[1], (6, "WRITE".to_string()));
     assert_eq!(ops.last().unwrap(), &(0, "CREATE TABLE".to_string()));
     assert_eq!(ops.len(), 8);
+}
+
+/// Regression (issue 19): vacuum with a window shorter than a running ingest deleted files the
+/// ingest had written but not yet committed, and the ingest then committed files that were gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vacuum_never_deletes_a_running_ingests_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(&dir.path().join("lake").display().to_string()).unwrap();
+    small_ingests(&lake, dir.path(), 1, 10).await;
+    let feed = dir.path().join("feed.ndjson");
+    let opts = auditlake::generate::GenerateOptions { events: 60_000, days: 5, ..Default::default() };
+    auditlake::generate::generate(&opts, &mut std::io::BufWriter::new(std::fs::File::create(&feed).unwrap())).unwrap();
+
+    // Small files, so the ingest finishes (and uploads) many of them while it runs.
+    let ingest_opts =
+        IngestOptions { inputs: vec![feed.display().to_string()], target_file_size: 64 << 10, ..Default::default() };
+    let running = {
+        let lake = lake.clone();
+        tokio::spawn(async move { ingest(&lake, &ingest_opts).await })
+    };
+    let force_now = VacuumOptions { older_than: Duration::zero(), dry_run: false, force: true };
+    let mut vacuums = 0;
+    while !running.is_finished() {
+        maintain::vacuum(&lake, &force_now).await.unwrap();
+        vacuums += 1;
+    }
+    let m = running.await.unwrap().unwrap();
+    assert!(vacuums > 1, "the ingest finished before a vacuum could race it");
+    assert!(m.files_written > 5, "{} files: too few to race", m.files_written);
+    assert_eq!(rows(&lake, "SELECT count(*) FROM audit_log").await[0][0], (10 + m.ingested).to_string());
+    // Once no writer runs, vacuum deletes what is unreferenced again.
+    maintain::compact(&lake, &compact_opts(false)).await.unwrap();
+    let m = maintain::vacuum(&lake, &force_now).await.unwrap();
+    assert!(!m.files_deleted.is_empty());
 }

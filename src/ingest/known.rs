@@ -11,9 +11,11 @@ use std::sync::{Mutex, RwLock};
 use deltalake::DeltaTable;
 
 use crate::error::Result;
-use crate::lake::{KeySet, PartitionIds};
+use crate::lake::Lake;
+use crate::lake::keys::{KeySet, PartitionIds};
 
 pub struct KnownIds {
+    lake: Lake,
     /// `None` when the table had no files at the start of the run: nothing to load, ever.
     table: Option<DeltaTable>,
     /// Built on the first load.
@@ -25,9 +27,10 @@ pub struct KnownIds {
 }
 
 impl KnownIds {
-    pub fn new(table: &DeltaTable, runtime: tokio::runtime::Handle) -> Self {
+    pub fn new(lake: &Lake, table: &DeltaTable, runtime: tokio::runtime::Handle) -> Self {
         let empty = table.snapshot().map(|s| s.log_data().num_files()).unwrap_or(0) == 0;
         KnownIds {
+            lake: lake.clone(),
             table: (!empty).then(|| table.clone()),
             runtime,
             reader: tokio::sync::OnceCell::new(),
@@ -49,7 +52,7 @@ impl KnownIds {
             return Ok(());
         }
         let keys = self.runtime.block_on(async {
-            let reader = self.reader.get_or_try_init(|| PartitionIds::new(table)).await?;
+            let reader = self.reader.get_or_try_init(|| PartitionIds::new(&self.lake, table)).await?;
             reader.read(date).await
         })?;
         self.by_date.write().expect("known ids lock").insert(date, keys);

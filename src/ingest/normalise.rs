@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
@@ -45,22 +45,16 @@ fn reject<T>(reason: impl Into<String>) -> Result<T, Rejection> {
     Err(Rejection(reason.into()))
 }
 
-/// The epoch as a date, for Date32 values.
-fn epoch_date() -> NaiveDate {
-    NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")
-}
+/// 0001-01-01 and 9999-12-31 as Date32: a partition folder outside them (`date=-0001-12-31`,
+/// `date=+10000-01-01`) is one Spark cannot read and retention never removes.
+const MIN_DAY: i32 = -719_162;
+const MAX_DAY: i32 = 2_932_896;
 
 /// Parses an RFC 3339 timestamp with any offset and up to nanosecond precision; returns UTC
 /// microseconds (sub-microsecond digits truncated) and the UTC date as days since the epoch.
 pub fn parse_timestamp(text: &str) -> Option<(i64, i32)> {
     let dt = DateTime::parse_from_rfc3339(text.trim()).ok()?.with_timezone(&Utc);
-    let days = (dt.date_naive() - epoch_date()).num_days();
-    Some((dt.timestamp_micros(), i32::try_from(days).ok()?))
-}
-
-/// Formats Date32 days as `YYYY-MM-DD`.
-pub fn format_date(days: i32) -> String {
-    (epoch_date() + chrono::Duration::days(days as i64)).format("%Y-%m-%d").to_string()
+    Some((dt.timestamp_micros(), crate::time::days_since_epoch(dt.date_naive())))
 }
 
 /// An entry parsed as far as its `id` and UTC date: all the dedupe check needs. The rest of
@@ -108,6 +102,12 @@ pub fn parse(text: &[u8]) -> Result<Parsed<'_>, Rejection> {
             clip(&format!("{ts:?}"))
         ))
     })?;
+    if !(MIN_DAY..=MAX_DAY).contains(&date) {
+        return reject(format!(
+            "`timestamp` {} is outside the years 0001-9999 in UTC, which no Delta or Parquet reader can partition",
+            clip(&format!("{ts:?}"))
+        ));
+    }
     Ok(Parsed { fields, id, timestamp_us, date })
 }
 
@@ -373,17 +373,17 @@ mod tests {
         assert_eq!(row.revision_id.as_deref(), Some("f31bb"));
         assert_eq!(row.extra_data.as_deref(), Some(r#"{"revision_id":"f31bb","tags":["tag1","tag2","tag3"]}"#));
         assert_eq!(row.extra, None);
-        assert_eq!(format_date(row.date), "2022-05-15");
+        assert_eq!(crate::time::format_date(row.date), "2022-05-15");
         assert_eq!(row.timestamp_us, 1_652_604_671_900_970);
     }
 
     #[test]
     fn offsets_cross_midnight_into_the_utc_date() {
         let (us, day) = parse_timestamp("2026-09-01T01:30:00+02:00").unwrap();
-        assert_eq!(format_date(day), "2026-08-31");
+        assert_eq!(crate::time::format_date(day), "2026-08-31");
         assert_eq!(us, parse_timestamp("2026-08-31T23:30:00Z").unwrap().0);
         let (_, day) = parse_timestamp("2026-08-31T22:00:00.123456789-05:00").unwrap();
-        assert_eq!(format_date(day), "2026-09-01");
+        assert_eq!(crate::time::format_date(day), "2026-09-01");
     }
 
     #[test]
@@ -395,6 +395,22 @@ mod tests {
     fn timestamps_without_offset_are_rejected() {
         assert!(parse_timestamp("2026-09-01T01:30:00").is_none());
         assert!(parse_timestamp("yesterday").is_none());
+    }
+
+    #[test]
+    fn timestamps_outside_years_1_to_9999_are_rejected() {
+        // Regression (issue 19): these made partitions `date=-0001-12-31` and `date=+10000-01-01`.
+        for ts in ["0000-12-31T23:00:00Z", "0001-01-01T00:30:00+01:00", "9999-12-31T23:30:00-01:00"] {
+            let text = format!(r#"{{"id":"x","timestamp":"{ts}"}}"#);
+            let err = normalise(text.as_bytes()).err().unwrap_or_else(|| panic!("{ts} was accepted"));
+            assert!(err.0.contains("0001-9999"), "{ts}: {}", err.0);
+        }
+        for ts in ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"] {
+            let text = format!(r#"{{"id":"x","timestamp":"{ts}"}}"#);
+            assert!(normalise(text.as_bytes()).is_ok(), "{ts}");
+        }
+        assert_eq!(MIN_DAY, crate::time::days_since_epoch(chrono::NaiveDate::from_ymd_opt(1, 1, 1).unwrap()));
+        assert_eq!(MAX_DAY, crate::time::days_since_epoch(chrono::NaiveDate::from_ymd_opt(9999, 12, 31).unwrap()));
         let err = normalise(br#"{"id":"a","timestamp":"2026-09-01 10:00"}"#).unwrap_err();
         assert!(err.0.contains("unparseable `timestamp`"), "{err}");
         let err = normalise(br#"{"id":"a","timestamp":1700000000}"#).unwrap_err();

@@ -1,9 +1,14 @@
 //! Rejected records, kept with their reason under `<lake>/_rejected/`.
 //!
-//! Each run that rejects anything writes NDJSON files named for the run
-//! (`_rejected/ingest-<UTC time>-<run id>-<part>.ndjson`), one line per record:
+//! A run that rejects anything writes NDJSON files, one line per record:
 //! `{"source": FILE, "line": N, "reason": WHY, "raw": TEXT}`. The raw text is kept whole (lossy
-//! only where it was not UTF-8), so a fixed record can be re-ingested from it.
+//! only where it was not UTF-8; an entry over `--max-entry-size` keeps its first KiB), so a fixed
+//! record can be re-ingested from it. An input that could not be read (or only partly) is
+//! recorded the same way, with line 0 and an empty `raw`.
+//!
+//! Files hold one input's rejections and are named for their content
+//! (`_rejected/ingest-<hash>.ndjson`): a schedule that reads the same input again writes the same
+//! file again instead of a new one, so the quarantine does not grow with every rerun.
 
 use serde::Serialize;
 
@@ -19,10 +24,12 @@ pub struct Rejected {
     pub raw: String,
 }
 
-/// Buffers rejections and writes them in parts of bounded size.
+/// Buffers rejections and writes them in parts of bounded size, one input at a time.
+#[derive(Default)]
 pub struct Quarantine {
-    prefix: String,
     buffer: Vec<u8>,
+    /// The input whose rejections `buffer` holds.
+    source: String,
     parts: Vec<String>,
     count: u64,
 }
@@ -31,11 +38,11 @@ pub struct Quarantine {
 const PART_BYTES: usize = 8 << 20;
 
 impl Quarantine {
-    /// `run` names this run's files (time and id).
-    pub fn new(run: &str) -> Self {
-        Quarantine { prefix: format!("_rejected/ingest-{run}"), buffer: Vec::new(), parts: Vec::new(), count: 0 }
+    pub fn new() -> Self {
+        Self::default()
     }
 
+    /// Rejected records so far (skipped inputs are not counted).
     pub fn count(&self) -> u64 {
         self.count
     }
@@ -46,9 +53,24 @@ impl Quarantine {
     }
 
     pub async fn add(&mut self, lake: &Lake, rejected: &Rejected) -> Result<()> {
+        self.count += 1;
+        self.write(lake, rejected).await
+    }
+
+    /// Records an input that was skipped or cut short, with the reason.
+    pub async fn add_skipped(&mut self, lake: &Lake, input: &str, reason: &str) -> Result<()> {
+        let record =
+            Rejected { source: input.to_string(), line: 0, reason: format!("input skipped: {reason}"), raw: String::new() };
+        self.write(lake, &record).await
+    }
+
+    async fn write(&mut self, lake: &Lake, rejected: &Rejected) -> Result<()> {
+        if rejected.source != self.source {
+            self.flush(lake).await?;
+            self.source.clone_from(&rejected.source);
+        }
         serde_json::to_writer(&mut self.buffer, rejected).expect("serialising to memory");
         self.buffer.push(b'\n');
-        self.count += 1;
         if self.buffer.len() >= PART_BYTES {
             self.flush(lake).await?;
         }
@@ -59,9 +81,11 @@ impl Quarantine {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let name = format!("{}-{:04}.ndjson", self.prefix, self.parts.len());
+        let name = format!("_rejected/ingest-{:032x}.ndjson", xxhash_rust::xxh3::xxh3_128(&self.buffer));
         lake.put(&name, std::mem::take(&mut self.buffer)).await?;
-        self.parts.push(name);
+        if !self.parts.contains(&name) {
+            self.parts.push(name);
+        }
         Ok(())
     }
 }

@@ -10,16 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use deltalake::DeltaTableError;
 use deltalake::arrow::array::{AsArray, BooleanArray, RecordBatch};
 use deltalake::arrow::compute::filter_record_batch;
 use deltalake::arrow::datatypes::Date32Type;
-use deltalake::kernel::Action;
-use deltalake::kernel::transaction::{CommitBuilder, TransactionError};
-use deltalake::parquet::basic::{Compression, ZstdLevel};
-use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
-use deltalake::protocol::{DeltaOperation, SaveMode};
-use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::writer::DeltaWriter;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -27,12 +21,13 @@ use tokio::sync::mpsc;
 use super::batch::BatchBuilder;
 use super::decode::split_records;
 use super::known::KnownIds;
-use super::normalise::{self, format_date};
+use super::normalise;
 use super::quarantine::{Quarantine, Rejected};
-use super::source::{self, Input};
+use super::source::{self, Input, Skipped};
 use crate::error::{Error, Result};
-use crate::lake::{self, Lake};
+use crate::lake::{self, Lake, write};
 use crate::schema::{PARTITION_COLUMN, col};
+use crate::time::format_date;
 
 /// What to ingest and how; resolved by the CLI from flags and defaults.
 #[derive(Debug, Clone)]
@@ -45,11 +40,24 @@ pub struct IngestOptions {
     pub batch_rows: usize,
     /// Roll to a new Parquet file once one reaches this many bytes.
     pub target_file_size: u64,
+    /// Entries larger than this are quarantined with their first KiB and their size, never
+    /// held whole: with it, memory is bounded whatever the input holds.
+    pub max_entry_size: usize,
+    /// Follow symbolic links met inside input folders (links named on the command line are
+    /// always followed).
+    pub follow_links: bool,
 }
 
 impl Default for IngestOptions {
     fn default() -> Self {
-        IngestOptions { inputs: Vec::new(), progress: false, batch_rows: 8 * 1024, target_file_size: 256 << 20 }
+        IngestOptions {
+            inputs: Vec::new(),
+            progress: false,
+            batch_rows: 8 * 1024,
+            target_file_size: 256 << 20,
+            max_entry_size: DEFAULT_MAX_ENTRY_SIZE,
+            follow_links: false,
+        }
     }
 }
 
@@ -64,8 +72,10 @@ pub struct IngestMetrics {
     /// Records skipped because their id was already in the table or earlier in this run.
     pub duplicates: u64,
     pub rejected: u64,
-    /// Quarantine files holding the rejected records, with their reasons.
+    /// Quarantine files holding the rejected records (and skipped inputs), with their reasons.
     pub rejected_files: Vec<String>,
+    /// Inputs not read, or read only in part (their readable entries were ingested), and why.
+    pub skipped_inputs: Vec<Skipped>,
     /// UTC dates that received rows.
     pub partitions: Vec<String>,
     pub bytes_read: u64,
@@ -77,6 +87,20 @@ pub struct IngestMetrics {
     pub rows_per_sec: f64,
 }
 
+/// The default `--max-entry-size`: Torq entries are a few KiB; a workflow's `extra_data` can
+/// reach a few hundred.
+pub const DEFAULT_MAX_ENTRY_SIZE: usize = 8 << 20;
+
+/// The least `--max-entry-size` taken: smaller would reject ordinary entries.
+pub const MIN_MAX_ENTRY_SIZE: usize = 4 << 10;
+
+/// Raw bytes a chunk of entries may hold before it goes to a normaliser worker (besides the
+/// row count), so that a few chunks in flight stay a few tens of MiB whatever the entries' size.
+const CHUNK_BYTES: usize = 4 << 20;
+
+/// Dedupe keys reserved up front at most (about 40 MiB); beyond, the set grows as it fills.
+const MAX_RESERVED_KEYS: u64 = 2 << 20;
+
 /// Encoded bytes the writer may hold in unfinished files before they are all finished.
 const FLUSH_BYTES: usize = 32 << 20;
 
@@ -85,19 +109,27 @@ enum Msg {
     /// Entries whose id the table already holds in their date partition.
     Stored(u64),
     Rejected(Rejected),
+    /// An input that could not be read, or not to its end.
+    Skipped(Skipped),
     Failed(Error),
 }
 
 /// Runs one ingest into `lake`. The table is created on first use.
 pub async fn ingest(lake: &Lake, opts: &IngestOptions) -> Result<IngestMetrics> {
     let started = Instant::now();
-    let inputs = source::resolve(&opts.inputs).await?;
+    let source::Resolved { inputs, skipped } = source::resolve(&opts.inputs, opts.follow_links).await?;
     let mut table = lake.load_or_create().await?;
+    // Taken before any data file is written, so that vacuum leaves this run's files alone.
+    let lease = write::WriterLease::take(lake, "ingest").await?;
 
     let now = chrono::Utc::now();
     let run_id = format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let mut quarantine = Quarantine::new(&run_id);
+    let mut quarantine = Quarantine::new();
     let mut metrics = IngestMetrics { inputs: inputs.len(), ..Default::default() };
+    for s in skipped {
+        quarantine.add_skipped(lake, &s.input, &s.reason).await?;
+        metrics.skipped_inputs.push(s);
+    }
 
     let bytes_read = Arc::new(AtomicU64::new(0));
     let total: Option<u64> = inputs.iter().map(Input::size).sum();
@@ -109,10 +141,11 @@ pub async fn ingest(lake: &Lake, opts: &IngestOptions) -> Result<IngestMetrics> 
     let (tx, mut rx) = mpsc::channel::<Output>(2);
     let decoders = {
         let batch_rows = opts.batch_rows.max(1);
+        let max_entry = opts.max_entry_size.max(MIN_MAX_ENTRY_SIZE);
         let ingested_at = now.timestamp_micros();
         let runtime = tokio::runtime::Handle::current();
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
-        let known = Arc::new(KnownIds::new(&table, runtime.clone()));
+        let known = Arc::new(KnownIds::new(lake, &table, runtime.clone()));
         let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<Chunk>(workers);
         let work_rx = Arc::new(std::sync::Mutex::new(work_rx));
         let mut threads = Vec::new();
@@ -129,7 +162,7 @@ pub async fn ingest(lake: &Lake, opts: &IngestOptions) -> Result<IngestMetrics> 
         threads.push(
             std::thread::Builder::new()
                 .name("auditlake-read".into())
-                .spawn(move || read_inputs(&inputs, batch_rows, bytes_read, &runtime, &work_tx, &tx))
+                .spawn(move || read_inputs(&inputs, batch_rows, max_entry, bytes_read, &runtime, &work_tx, &tx))
                 .expect("spawn reader thread"),
         );
         threads
@@ -137,18 +170,16 @@ pub async fn ingest(lake: &Lake, opts: &IngestOptions) -> Result<IngestMetrics> 
     let mut pending: BTreeMap<u64, Vec<Msg>> = BTreeMap::new();
     let mut next_seq = 0u64;
 
-    let mut writer = RecordBatchWriter::for_table(&table)
-        .map_err(|e| lake.delta_err("writing", e))?
-        .with_writer_properties(writer_properties())
-        .with_target_file_size(opts.target_file_size);
+    let mut writer = write::writer(lake, &table, opts.target_file_size)?;
 
     // Dedupe: the workers drop entries already in the table (`KnownIds`); this task drops
     // repeats within the run. This run's keys are kept apart so that a concurrent commit can be
     // checked against ours alone.
     let mut ours = lake::KeySet::default();
-    // Sized once from the input's bytes (entries are rarely under 512 bytes): growing a table of
-    // millions of keys would briefly hold the old and the new table, 1.5 times the memory.
-    ours.reserve(total.map_or(0, |t| (t / 512) as usize));
+    // Sized from the input's bytes (entries are rarely under 512 bytes), up to a cap: growing a
+    // table of millions of keys briefly holds the old and the new table, but a reservation from
+    // the size of a whole bucket prefix (most of it already stored) would ask for tens of GB.
+    ours.reserve(total.map_or(0, |t| (t / 512).min(MAX_RESERVED_KEYS) as usize));
     let mut touched: BTreeSet<i32> = BTreeSet::new();
     // Files finished so far; committed together at the end, so the run stays one commit.
     let mut adds = Vec::new();
@@ -189,6 +220,10 @@ pub async fn ingest(lake: &Lake, opts: &IngestOptions) -> Result<IngestMetrics> 
                     metrics.read += 1;
                     quarantine.add(lake, &r).await?;
                 }
+                Msg::Skipped(s) => {
+                    quarantine.add_skipped(lake, &s.input, &s.reason).await?;
+                    metrics.skipped_inputs.push(s);
+                }
                 Msg::Stored(n) => {
                     metrics.read += n;
                     metrics.duplicates += n;
@@ -207,12 +242,12 @@ pub async fn ingest(lake: &Lake, opts: &IngestOptions) -> Result<IngestMetrics> 
                         fresh.column_by_name(PARTITION_COLUMN).expect("date column").as_primitive::<Date32Type>();
                     touched.extend(fresh_dates.values().iter().copied());
                     metrics.ingested += fresh.num_rows() as u64;
-                    writer.write(fresh).await.map_err(|e| lake.delta_err("writing", e))?;
+                    writer.write(fresh).await.map_err(|e| lake.delta_err("writing to", e))?;
                     // Every date partition has a file open; with many partitions (or a long run)
                     // their unfinished row groups add up. Finishing all files past a budget bounds
                     // memory whatever the input's size; compaction merges the extra files later.
                     if writer.buffer_len() > FLUSH_BYTES {
-                        adds.extend(writer.flush().await.map_err(|e| lake.delta_err("writing", e))?);
+                        adds.extend(writer.flush().await.map_err(|e| lake.delta_err("writing to", e))?);
                     }
                 }
             }
@@ -229,102 +264,26 @@ pub async fn ingest(lake: &Lake, opts: &IngestOptions) -> Result<IngestMetrics> 
     metrics.rejected_files = quarantine.parts().iter().map(|p| lake.display_path(p)).collect();
     metrics.bytes_read = bytes_read.load(Ordering::Relaxed);
 
-    adds.extend(writer.flush().await.map_err(|e| lake.delta_err("writing", e))?);
+    adds.extend(writer.flush().await.map_err(|e| lake.delta_err("writing to", e))?);
     if !adds.is_empty() {
         metrics.files_written = adds.len() as u64;
         metrics.bytes_written = adds.iter().map(|a| a.size.max(0) as u64).sum();
         metrics.partitions = touched.iter().map(|d| format_date(*d)).collect();
-        let app_metadata: HashMap<String, serde_json::Value> = HashMap::from([
+        let metadata: write::CommitMetadata = HashMap::from([
             ("auditlake.run".to_string(), run_id.clone().into()),
             ("auditlake.ingested".to_string(), metrics.ingested.into()),
             ("auditlake.duplicates".to_string(), metrics.duplicates.into()),
             ("auditlake.rejected".to_string(), metrics.rejected.into()),
         ]);
-        let actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
         let dates: BTreeSet<String> = metrics.partitions.iter().cloned().collect();
-        let version = commit(lake, &mut table, actions, app_metadata, &dates, &ours).await?;
+        let version = write::append(lake, &lease, &mut table, adds, metadata, &dates, &ours).await?;
         metrics.table_version = Some(version);
     }
 
+    lease.release().await;
     metrics.seconds = started.elapsed().as_secs_f64();
     metrics.rows_per_sec = if metrics.seconds > 0.0 { metrics.read as f64 / metrics.seconds } else { 0.0 };
     Ok(metrics)
-}
-
-/// Commits the run's files as one append.
-///
-/// Delta lets two appends commit one after the other without conflict, but two ingests of
-/// overlapping input could then both add the same id. So the commit is attempted only on the
-/// version this run deduplicated against; when another writer got there first, the files it
-/// added to this run's partitions are checked for this run's ids (a compaction's rewritten files
-/// hold only ids that were there before, so it never counts as overlap). No overlap: commit on
-/// the new version. Overlap: fail without committing, so that rerunning (which dedupes against the new
-/// version) finishes the job with nothing doubled.
-async fn commit(
-    lake: &Lake,
-    table: &mut deltalake::DeltaTable,
-    actions: Vec<Action>,
-    app_metadata: HashMap<String, serde_json::Value>,
-    dates: &BTreeSet<String>,
-    ours: &lake::KeySet,
-) -> Result<u64> {
-    let mut known_files = lake::files_in_partitions(table, dates)?;
-    for _attempt in 0..100 {
-        let snapshot = table.snapshot().map_err(|e| lake.delta_err("committing", e))?.clone();
-        let result = CommitBuilder::default()
-            .with_actions(actions.clone())
-            .with_app_metadata(app_metadata.clone())
-            .with_max_retries(0)
-            .build(
-                Some(&snapshot),
-                table.log_store(),
-                DeltaOperation::Write {
-                    mode: SaveMode::Append,
-                    partition_by: Some(vec![PARTITION_COLUMN.to_string()]),
-                    predicate: None,
-                },
-            )
-            .await;
-        match result {
-            Ok(done) => return Ok(done.version),
-            Err(DeltaTableError::Transaction { source: TransactionError::MaxCommitAttempts(_) })
-            | Err(DeltaTableError::VersionAlreadyExists(_)) => {
-                table.update_state().await.map_err(|e| lake.delta_err("reloading", e))?;
-                let now_files = lake::files_in_partitions(table, dates)?;
-                let added: Vec<String> = now_files.difference(&known_files).cloned().collect();
-                let theirs = lake::ids_in_files(table, &added).await?;
-                if theirs.iter().any(|k| ours.contains(k)) {
-                    return Err(Error::ConcurrentOverlap);
-                }
-                known_files = now_files;
-            }
-            Err(e) => return Err(lake.delta_err("committing", e)),
-        }
-    }
-    Err(Error::ConcurrentOverlap)
-}
-
-/// Parquet settings: zstd, row groups small enough to bound writer memory and to prune well,
-/// a bloom filter on `id` for point lookups.
-///
-/// Columns that are unique or nearly so per row skip dictionary encoding: a dictionary of them
-/// only grows until Parquet gives up on it, after hashing every value (measured: the interner
-/// was the writer's largest cost after zstd).
-pub(crate) fn writer_properties() -> WriterProperties {
-    const ZSTD_LEVEL: i32 = 1;
-    const PAGE_BYTES: usize = 128 * 1024;
-    let mut b = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).expect("valid zstd level")))
-        .set_max_row_group_row_count(Some(128 * 1024))
-        .set_data_page_size_limit(PAGE_BYTES)
-        .set_dictionary_page_size_limit(PAGE_BYTES)
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .set_column_bloom_filter_enabled(col::ID.into(), true)
-        .set_column_bloom_filter_fpp(col::ID.into(), 0.01);
-    for unique in [col::ID, col::TIMESTAMP, col::SOURCE, col::EXTRA_DATA, col::EXTRA] {
-        b = b.set_column_dictionary_enabled(unique.into(), false);
-    }
-    b.build()
 }
 
 fn progress_bar(enabled: bool, total: Option<u64>) -> Option<ProgressBar> {
@@ -358,50 +317,74 @@ struct Chunk {
     /// The input's name, for `source` and rejections.
     name: Arc<str>,
     text: Vec<u8>,
-    /// Each entry: its byte range in `text`, its line, and whether the input ended inside it.
-    records: Vec<(std::ops::Range<usize>, u64, bool)>,
+    /// Each entry: its byte range in `text`, its line, and how it was cut.
+    records: Vec<(std::ops::Range<usize>, u64, Cut)>,
 }
 
-/// The reader thread: delimits every entry of every input and hands them out in chunks.
+/// How an entry came out of the decoder.
+#[derive(Debug, Clone, Copy)]
+enum Cut {
+    Whole,
+    /// The input ended inside it.
+    Truncated,
+    /// Over the size limit: only its head is kept; the entry's size in bytes.
+    Oversized(u64),
+}
+
+/// The reader thread: delimits every entry of every input and hands them out in chunks. An input
+/// that cannot be opened, or fails part way (a truncated gzip, an I/O error), is reported and
+/// the run goes on with the next: the entries read before the failure were whole and are kept.
 fn read_inputs(
     inputs: &[Input],
     batch_rows: usize,
+    max_entry: usize,
     bytes_read: Arc<AtomicU64>,
     runtime: &tokio::runtime::Handle,
     work: &std::sync::mpsc::SyncSender<Chunk>,
     tx: &mpsc::Sender<Output>,
 ) {
-    let fail = |e: Error| {
-        let _ = tx.blocking_send(Output { seq: None, msgs: vec![Msg::Failed(e)] });
+    let skipped = |input: &str, reason: String| {
+        let msg = Msg::Skipped(Skipped { input: input.to_string(), reason });
+        tx.blocking_send(Output { seq: None, msgs: vec![msg] }).is_ok()
     };
     let mut seq = 0u64;
     for input in inputs {
         let name: Arc<str> = input.name().into();
         let reader = match source::open(input, bytes_read.clone(), runtime) {
             Ok(r) => r,
-            Err(e) => return fail(e),
+            Err(e) => {
+                if !skipped(&name, format!("cannot open it: {}", root_message(&e))) {
+                    return;
+                }
+                continue;
+            }
         };
         let new_chunk = |seq| Chunk { seq, name: name.clone(), text: Vec::new(), records: Vec::new() };
         let mut chunk = new_chunk(seq);
+        let mut entries = 0u64;
         // A closed channel means the writer stopped (error or Ctrl-C): stop reading.
         let closed = || std::io::Error::new(std::io::ErrorKind::BrokenPipe, "writer stopped");
-        let result = split_records(reader, |rec| {
+        let result = split_records(reader, max_entry, |rec| {
             let start = chunk.text.len();
             chunk.text.extend_from_slice(rec.text);
-            chunk.records.push((start..chunk.text.len(), rec.line, rec.truncated));
-            if chunk.records.len() >= batch_rows {
+            let cut = match (rec.truncated, rec.oversized) {
+                (_, true) => Cut::Oversized(rec.size),
+                (true, false) => Cut::Truncated,
+                (false, false) => Cut::Whole,
+            };
+            chunk.records.push((start..chunk.text.len(), rec.line, cut));
+            entries += 1;
+            if chunk.records.len() >= batch_rows || chunk.text.len() >= CHUNK_BYTES {
                 seq += 1;
                 work.send(std::mem::replace(&mut chunk, new_chunk(seq))).map_err(|_| closed())?;
             }
             Ok(())
         });
-        if let Err(e) = result {
-            if e.kind() == std::io::ErrorKind::BrokenPipe && tx.is_closed() {
-                return;
-            }
-            // A read error (corrupt gzip, I/O) fails the run: committing part of a file would
-            // look like success while losing its tail.
-            return fail(Error::Input { path: name.to_string(), source: e });
+        if let Err(e) = &result
+            && e.kind() == std::io::ErrorKind::BrokenPipe
+            && tx.is_closed()
+        {
+            return;
         }
         if !chunk.records.is_empty() {
             seq += 1;
@@ -409,6 +392,20 @@ fn read_inputs(
                 return;
             }
         }
+        if let Err(e) = result {
+            let reason = format!("reading failed after {entries} entries, which were kept: {e}");
+            if !skipped(&name, reason) {
+                return;
+            }
+        }
+    }
+}
+
+/// An error's message without the input's name (the skipped record names the input).
+fn root_message(e: &Error) -> String {
+    match e {
+        Error::Input { source, .. } => source.to_string(),
+        other => other.to_string(),
     }
 }
 
@@ -431,12 +428,18 @@ fn normalise_chunks(
         // date, check the table's keys for that date (loading them on first need), then either
         // count it or finish its row.
         let mut in_table = known.view();
-        for (range, line, truncated) in &chunk.records {
+        for (range, line, cut) in &chunk.records {
             let text = &chunk.text[range.clone()];
-            let entry = if *truncated {
-                Err(normalise::Rejection(format!("truncated JSON: input ended inside this record ({} bytes)", text.len())))
-            } else {
-                normalise::parse(text)
+            let entry = match cut {
+                Cut::Whole => normalise::parse(text),
+                Cut::Truncated => Err(normalise::Rejection(format!(
+                    "truncated JSON: input ended inside this record ({} bytes)",
+                    text.len()
+                ))),
+                Cut::Oversized(size) => Err(normalise::Rejection(format!(
+                    "entry of {size} bytes is over --max-entry-size; its first {} bytes are kept here",
+                    text.len()
+                ))),
             };
             let row = match entry {
                 Err(reason) => Err(reason),

@@ -1,6 +1,13 @@
 //! Resolves the inputs of an ingest run (files, directories, `-` for stdin, object-store URLs and
 //! prefixes) and opens each as a buffered byte stream, undoing gzip when the content says so
 //! (magic bytes, not the name). Objects are streamed, never downloaded whole.
+//!
+//! Only regular files are read: a FIFO, socket or device met in a folder (or named) is skipped
+//! and reported, never opened (a FIFO would block the run; `/dev/zero` would never end). Links
+//! inside a folder are not followed unless asked (`--follow`, as `find` and ripgrep do), so a
+//! link in a drop folder cannot copy any file the process can read into the lake; followed
+//! links are checked for loops. A path named on the command line that does not exist is an
+//! error (a typo); anything found inside a folder that cannot be read is skipped and reported.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
@@ -63,30 +70,56 @@ impl Input {
     }
 }
 
+/// An input that will not be read, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Skipped {
+    pub input: String,
+    pub reason: String,
+}
+
+/// What [`resolve`] found: inputs to read, and inputs skipped with their reason.
+#[derive(Debug, Default)]
+pub struct Resolved {
+    pub inputs: Vec<Input>,
+    pub skipped: Vec<Skipped>,
+}
+
 /// Expands the command-line inputs: directories recursively (sorted, hidden entries skipped),
 /// `-` as stdin, `s3://bucket/prefix` as every object under the prefix (sorted; an exact key is
 /// one object). A path or prefix that holds nothing is an error naming it.
-pub async fn resolve(args: &[String]) -> Result<Vec<Input>, Error> {
-    let mut out = Vec::new();
+pub async fn resolve(args: &[String], follow_links: bool) -> Result<Resolved, Error> {
+    let mut out = Resolved::default();
     for arg in args {
         if arg == "-" {
-            out.push(Input::Stdin);
+            out.inputs.push(Input::Stdin);
             continue;
         }
         if is_object_url(arg) {
-            out.extend(list_objects(arg).await?);
+            out.inputs.extend(list_objects(arg).await?);
             continue;
         }
         let path = PathBuf::from(arg);
+        // A link named on the command line is what the user asked for: followed.
         let meta =
             std::fs::metadata(&path).map_err(|source| Error::Input { path: path.display().to_string(), source })?;
         if meta.is_dir() {
-            walk(&path, &mut out)?;
+            let mut visited = Vec::new();
+            walk(&path, follow_links, &mut visited, &mut out)?;
         } else {
-            out.push(Input::File(path));
+            add_file(path, &meta, &mut out);
         }
     }
     Ok(out)
+}
+
+/// Adds a file if it is a regular one; anything else is skipped with the reason.
+fn add_file(path: PathBuf, meta: &std::fs::Metadata, out: &mut Resolved) {
+    if meta.is_file() {
+        out.inputs.push(Input::File(path));
+    } else {
+        let reason = "not a regular file (a FIFO, socket or device): not read".to_string();
+        out.skipped.push(Skipped { input: path.display().to_string(), reason });
+    }
 }
 
 /// An input naming an object store rather than a local path.
@@ -125,22 +158,85 @@ async fn list_objects(arg: &str) -> Result<Vec<Input>, Error> {
         .collect())
 }
 
-fn walk(dir: &Path, out: &mut Vec<Input>) -> Result<(), Error> {
-    let io_err = |source| Error::Input { path: dir.display().to_string(), source };
-    let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(io_err)?.collect::<Result<_, _>>().map_err(io_err)?;
+/// Adds the files under `dir`. `visited` holds the (device, inode) of the folders on the way
+/// down, so a followed link back to one of them is a loop, reported once, not walked.
+fn walk(dir: &Path, follow: bool, visited: &mut Vec<(u64, u64)>, out: &mut Resolved) -> Result<(), Error> {
+    let skip = |out: &mut Resolved, path: &Path, reason: String| {
+        out.skipped.push(Skipped { input: path.display().to_string(), reason });
+    };
+    let entries = match std::fs::read_dir(dir).and_then(|d| d.collect::<Result<Vec<_>, _>>()) {
+        Ok(entries) => entries,
+        // The top folder was named by the user: not readable is an error. Below it, a skip.
+        Err(source) if visited.is_empty() => return Err(Error::Input { path: dir.display().to_string(), source }),
+        Err(e) => {
+            skip(out, dir, format!("cannot read the folder: {e}"));
+            return Ok(());
+        }
+    };
+    let id = folder_id(dir);
+    if let Some(id) = id {
+        visited.push(id);
+    }
+    let mut entries = entries;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         if entry.file_name().to_string_lossy().starts_with('.') {
             continue;
         }
         let path = entry.path();
-        if path.is_dir() {
-            walk(&path, out)?;
+        let Ok(kind) = entry.file_type() else {
+            skip(out, &path, "cannot tell what it is".into());
+            continue;
+        };
+        let meta = if kind.is_symlink() {
+            if !follow {
+                skip(out, &path, "a symbolic link: not followed without --follow".into());
+                continue;
+            }
+            match std::fs::metadata(&path) {
+                Ok(meta) => meta,
+                Err(e) => {
+                    skip(out, &path, format!("a link that cannot be followed: {e}"));
+                    continue;
+                }
+            }
         } else {
-            out.push(Input::File(path));
+            match entry.metadata() {
+                Ok(meta) => meta,
+                Err(e) => {
+                    skip(out, &path, format!("cannot read its metadata: {e}"));
+                    continue;
+                }
+            }
+        };
+        if meta.is_dir() {
+            if folder_id(&path).is_some_and(|id| visited.contains(&id)) {
+                skip(out, &path, "a link back to a folder above it (a loop): not walked again".into());
+                continue;
+            }
+            walk(&path, follow, visited, out)?;
+        } else {
+            add_file(path, &meta, out);
         }
     }
+    if id.is_some() {
+        visited.pop();
+    }
     Ok(())
+}
+
+/// A folder's (device, inode), to recognise it behind another path.
+fn folder_id(dir: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
+    }
 }
 
 /// Counts bytes as they are read, for progress and metrics, shared with another thread.
@@ -210,8 +306,10 @@ mod tests {
         for f in ["b/c/3.json", "a.json", "b/2.ndjson", ".hidden"] {
             std::fs::write(dir.path().join(f), "").unwrap();
         }
-        let got = resolve(&[dir.path().display().to_string(), "-".into()]).await.unwrap();
+        let got = resolve(&[dir.path().display().to_string(), "-".into()], false).await.unwrap();
+        assert!(got.skipped.is_empty());
         let names: Vec<_> = got
+            .inputs
             .iter()
             .map(|i| match i {
                 Input::File(p) => p.strip_prefix(dir.path()).unwrap().display().to_string(),
@@ -224,7 +322,48 @@ mod tests {
 
     #[tokio::test]
     async fn missing_input_names_the_path() {
-        let err = resolve(&["/no/such/file.json".into()]).await.unwrap_err();
+        let err = resolve(&["/no/such/file.json".into()], false).await.unwrap_err();
         assert!(err.to_string().contains("/no/such/file.json"), "{err}");
+    }
+
+    fn names(r: &Resolved, root: &Path) -> (Vec<String>, Vec<String>) {
+        let rel = |p: &str| Path::new(p).strip_prefix(root).unwrap().display().to_string();
+        (r.inputs.iter().map(|i| rel(&i.name())).collect(), r.skipped.iter().map(|s| rel(&s.input)).collect())
+    }
+
+    /// Regression (issue 19): links in a drop folder were followed (copying any readable file into
+    /// the quarantine), a loop of links was walked ~40 levels deep, and a FIFO blocked the run.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn links_fifos_and_loops_in_a_folder_are_skipped_and_reported() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("drop");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("a.json"), "").unwrap();
+        std::fs::write(dir.path().join("outside.json"), "").unwrap();
+        symlink(dir.path().join("outside.json"), root.join("link.json")).unwrap();
+        symlink(root.join("nowhere"), root.join("dangling.json")).unwrap();
+        symlink(&root, root.join("sub/loop")).unwrap();
+        symlink(&root, root.join("sub/loop2")).unwrap();
+        let fifo = root.join("pipe.json");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let arg = root.display().to_string();
+
+        let got = resolve(std::slice::from_ref(&arg), false).await.unwrap();
+        let (read, skipped) = names(&got, &root);
+        assert_eq!(read, vec!["a.json"]);
+        assert_eq!(skipped, vec!["dangling.json", "link.json", "pipe.json", "sub/loop", "sub/loop2"]);
+        assert!(got.skipped.iter().all(|s| !s.reason.is_empty()));
+
+        let got = resolve(&[arg], true).await.unwrap();
+        let (read, skipped) = names(&got, &root);
+        assert_eq!(read, vec!["a.json", "link.json"]);
+        assert_eq!(skipped, vec!["dangling.json", "pipe.json", "sub/loop", "sub/loop2"]);
+        assert!(got.skipped[2].reason.contains("loop"), "{:?}", got.skipped);
+
+        // Named on the command line, a FIFO is still not opened.
+        let got = resolve(&[fifo.display().to_string()], false).await.unwrap();
+        assert!(got.inputs.is_empty() && got.skipped.len() == 1);
     }
 }

@@ -11,24 +11,20 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use chrono::{Duration, NaiveDate, Utc};
-use datafusion::prelude::{SessionContext, col, lit};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext, col, lit};
 use datafusion::scalar::ScalarValue;
 use deltalake::DeltaTable;
 use deltalake::arrow::array::{AsArray, BooleanArray};
 use deltalake::arrow::compute::filter_record_batch;
-use deltalake::kernel::Action;
-use deltalake::kernel::transaction::CommitBuilder;
-use deltalake::operations::vacuum::VacuumMode;
-use deltalake::protocol::DeltaOperation;
-use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::writer::DeltaWriter;
 use futures::TryStreamExt;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::ingest::run::writer_properties;
-use crate::lake::{self, Lake};
-use crate::query::Window;
-use crate::schema::{self, PARTITION_COLUMN, col as c};
+use crate::lake::{self, Lake, write};
+use crate::schema::{self, col as c};
+use crate::time::{self, Window};
 use plan::{FileInfo, PartitionPlan};
 
 fn live_files(lake: &Lake, table: &DeltaTable) -> Result<Vec<FileInfo>> {
@@ -43,15 +39,6 @@ fn live_files(lake: &Lake, table: &DeltaTable) -> Result<Vec<FileInfo>> {
             rows: f.num_records().unwrap_or(0) as u64,
         })
         .collect())
-}
-
-async fn existing_table(lake: &Lake) -> Result<DeltaTable> {
-    lake.load(None).await?.ok_or_else(|| {
-        Error::InvalidArgument(format!(
-            "no table at {} yet; run `auditlake ingest` first",
-            lake.display_path(crate::schema::TABLE_NAME)
-        ))
-    })
 }
 
 /// Options of `auditlake compact`.
@@ -79,11 +66,15 @@ pub struct CompactMetrics {
     pub seconds: f64,
 }
 
+/// Memory the sort of one compaction may hold before it spills to disk (the writer's buffers
+/// come on top, bounded by the row group size).
+const COMPACT_MEMORY_BYTES: usize = 256 << 20;
+
 /// Rewrites each planned partition into files near the target size, sorted by time, with
 /// duplicate ids removed (the earliest ingested copy is kept). One commit for all partitions.
 pub async fn compact(lake: &Lake, opts: &CompactOptions) -> Result<CompactMetrics> {
     let started = Instant::now();
-    let mut table = existing_table(lake).await?;
+    let mut table = lake.existing().await?;
     let (first, last) = opts.window.dates();
     let plan = plan::plan_compaction(&live_files(lake, &table)?, opts.target_size, first, last);
     let mut m = CompactMetrics {
@@ -98,21 +89,26 @@ pub async fn compact(lake: &Lake, opts: &CompactOptions) -> Result<CompactMetric
         return Ok(m);
     }
 
-    let ctx = SessionContext::new();
-    lake::session_for(&table, &ctx)?;
+    // A day is sorted within a memory budget, spilling to temporary files past it, so that a
+    // large day costs disk rather than an unbounded amount of memory.
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(COMPACT_MEMORY_BYTES, 1.0)
+        .build_arc()
+        .map_err(Error::from)?;
+    let ctx = SessionContext::new_with_config_rt(SessionConfig::new(), runtime);
+    lake.register_store(&table, &ctx)?;
     let provider = table.table_provider().await?;
-    let mut writer = RecordBatchWriter::for_table(&table)
-        .map_err(|e| lake.delta_err("compacting", e))?
-        .with_writer_properties(writer_properties())
-        .with_target_file_size(opts.target_size);
-    let planned: HashSet<&str> = plan.iter().flat_map(|p| p.files.iter().map(String::as_str)).collect();
-    let mut removes: Vec<Action> = Vec::new();
+    let lease = write::WriterLease::take(lake, "compact").await?;
+    let mut writer = write::writer(lake, &table, opts.target_size)?;
+    let planned: HashSet<String> = plan.iter().flat_map(|p| p.files.iter().cloned()).collect();
     let mut changed_dates: HashSet<String> = HashSet::new();
 
     for part in &plan {
-        let date: NaiveDate =
-            part.date.parse().map_err(|_| Error::InvalidArgument(format!("bad partition date {}", part.date)))?;
-        let days = (date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32;
+        let date = time::parse_date(&part.date).ok_or_else(|| Error::TableFile {
+            path: format!("date={}/", part.date),
+            reason: "the partition value is not a date".into(),
+        })?;
+        let days = time::days_since_epoch(date);
         // Earliest ingested copy first, so it is the one kept; then time order for the file.
         let df = ctx
             .read_table(provider.clone())?
@@ -123,7 +119,7 @@ pub async fn compact(lake: &Lake, opts: &CompactOptions) -> Result<CompactMetric
                 col(c::INGESTED_AT).sort(true, false),
             ])?;
         let mut stream = df.execute_stream().await?;
-        let mut seen = crate::lake::KeySet::default();
+        let mut seen = lake::KeySet::default();
         let mut dups = 0u64;
         while let Some(batch) = stream.try_next().await? {
             let ids = deltalake::arrow::compute::cast(
@@ -147,38 +143,14 @@ pub async fn compact(lake: &Lake, opts: &CompactOptions) -> Result<CompactMetric
         }
         m.duplicates_removed += dups;
     }
-    let snapshot = table.snapshot().map_err(|e| lake.delta_err("reading", e))?.clone();
-    for f in snapshot.log_data().iter() {
-        if planned.contains(f.path().as_ref()) {
-            let date = lake::file_date(&f).unwrap_or_default();
-            // dataChange=false tells readers and concurrent writers that no row changed, which
-            // holds unless duplicates were dropped from the partition.
-            removes.push(Action::Remove(f.remove_action(changed_dates.contains(&date))));
-        }
-    }
     let adds = writer.flush().await.map_err(|e| lake.delta_err("compacting", e))?;
     m.files_after = adds.len() as u64;
     m.bytes_after = adds.iter().map(|a| a.size.max(0) as u64).sum();
-    let mut actions = removes;
-    for mut add in adds {
-        let date = add.partition_values.get(PARTITION_COLUMN).cloned().flatten().unwrap_or_default();
-        add.data_change = changed_dates.contains(&date);
-        actions.push(Action::Add(add));
-    }
-    let committed = CommitBuilder::default()
-        .with_actions(actions)
-        .with_app_metadata(HashMap::from([("auditlake.duplicates_removed".to_string(), m.duplicates_removed.into())]))
-        .build(
-            Some(&snapshot),
-            table.log_store(),
-            DeltaOperation::Optimize { predicate: None, target_size: opts.target_size as i64 },
-        )
-        .await
-        .map_err(|e| lake.delta_err("committing compaction", e))?;
-    m.table_version = Some(committed.version);
-    table.update_state().await.map_err(|e| lake.delta_err("reloading", e))?;
-    // A checkpoint keeps the log cheap to read after many small ingests.
-    deltalake::checkpoints::create_checkpoint(&table, None).await.map_err(|e| lake.delta_err("checkpointing", e))?;
+    let metadata = HashMap::from([("auditlake.duplicates_removed".to_string(), m.duplicates_removed.into())]);
+    let version =
+        write::rewrite(lake, &lease, &mut table, &planned, adds, &changed_dates, metadata, opts.target_size).await?;
+    lease.release().await;
+    m.table_version = Some(version);
     m.checkpoint = true;
     m.partitions = plan;
     m.seconds = started.elapsed().as_secs_f64();
@@ -211,13 +183,9 @@ pub struct RetentionMetrics {
 pub async fn retention(lake: &Lake, opts: &RetentionOptions) -> Result<RetentionMetrics> {
     let started = Instant::now();
     if opts.keep.num_days() < plan::MIN_RETENTION_DAYS && !opts.force {
-        return Err(Error::InvalidArgument(format!(
-            "refusing to keep only {} days: the minimum is {} days (PCI DSS 10.5.1 asks for 12 months); add --force if you mean it",
-            opts.keep.num_days(),
-            plan::MIN_RETENTION_DAYS
-        )));
+        return Err(Error::RetentionTooShort { days: opts.keep.num_days(), minimum: plan::MIN_RETENTION_DAYS });
     }
-    let mut table = existing_table(lake).await?;
+    let mut table = lake.existing().await?;
     let cutoff = plan::retention_cutoff(opts.today, opts.keep);
     let files = live_files(lake, &table)?;
     let dates: Vec<String> = files.iter().map(|f| f.date.clone()).collect();
@@ -231,24 +199,7 @@ pub async fn retention(lake: &Lake, opts: &RetentionOptions) -> Result<Retention
     }
     m.dropped_partitions = to_drop;
     if !opts.dry_run && m.files_removed > 0 {
-        let snapshot = table.snapshot().map_err(|e| lake.delta_err("reading", e))?.clone();
-        let removes: Vec<Action> = snapshot
-            .log_data()
-            .iter()
-            .filter(|f| lake::file_date(&f).is_some_and(|d| dropping.contains(&d)))
-            .map(|f| Action::Remove(f.remove_action(true)))
-            .collect();
-        let committed = CommitBuilder::default()
-            .with_actions(removes)
-            .build(
-                Some(&snapshot),
-                table.log_store(),
-                DeltaOperation::Delete { predicate: Some(format!("{PARTITION_COLUMN} < '{cutoff}'")) },
-            )
-            .await
-            .map_err(|e| lake.delta_err("committing retention", e))?;
-        m.table_version = Some(committed.version);
-        table.update_state().await.map_err(|e| lake.delta_err("reloading", e))?;
+        m.table_version = write::drop_partitions(lake, &mut table, &dropping, cutoff).await?;
     }
     m.seconds = started.elapsed().as_secs_f64();
     Ok(m)
@@ -278,23 +229,13 @@ pub struct VacuumMetrics {
 pub async fn vacuum(lake: &Lake, opts: &VacuumOptions) -> Result<VacuumMetrics> {
     let started = Instant::now();
     if opts.older_than.num_hours() < MIN_VACUUM_HOURS && !opts.force {
-        return Err(Error::InvalidArgument(format!(
-            "refusing to vacuum files younger than {} hour(s): running queries may still read them; add --force if no query or ingest is running",
-            MIN_VACUUM_HOURS
-        )));
+        return Err(Error::VacuumTooSoon { minimum_hours: MIN_VACUUM_HOURS });
     }
-    let table = existing_table(lake).await?;
-    let (_table, metrics) = table
-        .vacuum()
-        .with_retention_period(opts.older_than)
-        .with_enforce_retention_duration(false)
-        .with_mode(VacuumMode::Full)
-        .with_dry_run(opts.dry_run)
-        .await
-        .map_err(|e| lake.delta_err("vacuuming", e))?;
+    let table = lake.existing().await?;
+    let files_deleted = write::vacuum(lake, table, opts.older_than, opts.dry_run).await?;
     Ok(VacuumMetrics {
         dry_run: opts.dry_run,
-        files_deleted: metrics.files_deleted,
+        files_deleted,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -311,9 +252,9 @@ pub struct HistoryEntry {
 
 /// The table's commits, newest first.
 pub async fn history(lake: &Lake, limit: Option<usize>) -> Result<Vec<HistoryEntry>> {
-    let table = existing_table(lake).await?;
+    let table = lake.existing().await?;
     let latest = table.version().unwrap_or(0);
-    let commits: Vec<_> = table.history(limit).try_collect().await.map_err(|e| lake.delta_err("reading history", e))?;
+    let commits: Vec<_> = table.history(limit).try_collect().await.map_err(|e| lake.delta_err("reading the history of", e))?;
     Ok(commits
         .into_iter()
         .enumerate()

@@ -58,9 +58,10 @@ fn in_range(date: &str, first: Option<NaiveDate>, last: Option<NaiveDate>) -> bo
 /// logs with 3 immediately available, so anything under 90 days is almost surely a mistake.
 pub const MIN_RETENTION_DAYS: i64 = 90;
 
-/// The first date retention keeps: partitions before it are dropped.
+/// The first date retention keeps: partitions before it are dropped. A `keep` reaching past
+/// the first representable date keeps everything.
 pub fn retention_cutoff(today: NaiveDate, keep: Duration) -> NaiveDate {
-    today - Duration::days(keep.num_days())
+    today.checked_sub_signed(Duration::days(keep.num_days())).unwrap_or(NaiveDate::MIN)
 }
 
 /// Dates (of those given) that fall before the cutoff.
@@ -122,5 +123,13 @@ mod tests {
         let dates: Vec<String> =
             ["2025-10-20", "2025-10-21", "2025-10-22", "2026-01-01"].iter().map(|s| s.to_string()).collect();
         assert_eq!(dates_to_drop(&dates, cutoff), vec!["2025-10-20", "2025-10-21"]);
+    }
+
+    #[test]
+    fn retention_longer_than_the_calendar_keeps_everything() {
+        // Regression (issue 19): `retention --keep 99999999d` panicked.
+        let today = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
+        let cutoff = retention_cutoff(today, Duration::days(99_999_999));
+        assert!(dates_to_drop(&["0001-01-01".to_string()], cutoff).is_empty());
     }
 }

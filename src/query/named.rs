@@ -10,6 +10,7 @@ use std::path::Path;
 use datafusion::common::ParamValues;
 use datafusion::scalar::ScalarValue;
 
+use crate::engine::sql_files;
 use crate::error::{Error, Result};
 
 /// A named query.
@@ -64,10 +65,7 @@ impl NamedQuery {
         for key in given.keys() {
             if !self.params.contains(key) {
                 let known = if self.params.is_empty() { "none".to_string() } else { self.params.join(", ") };
-                return Err(Error::InvalidArgument(format!(
-                    "query '{}' has no parameter '{key}' (its parameters: {known})",
-                    self.name
-                )));
+                return Err(Error::UnknownParam { query: self.name.clone(), param: key.clone(), known });
             }
         }
         if self.params.is_empty() {
@@ -127,37 +125,11 @@ pub fn catalog(user_dir: Option<&Path>) -> Result<BTreeMap<String, NamedQuery>> 
     let mut all: BTreeMap<String, NamedQuery> =
         EMBEDDED.iter().map(|(name, sql)| (name.to_string(), NamedQuery::parse(name, sql, "embedded"))).collect();
     if let Some(dir) = user_dir {
-        for file in sql_files(dir)? {
+        for file in sql_files::read(dir)? {
             all.insert(file.name.clone(), NamedQuery::parse(&file.name, &file.sql, &file.path.display().to_string()));
         }
     }
     Ok(all)
-}
-
-/// One `.sql` file of a user's folder.
-pub(crate) struct SqlFile {
-    /// The file name without `.sql`.
-    pub name: String,
-    pub path: std::path::PathBuf,
-    pub sql: String,
-}
-
-/// The `.sql` files directly in `dir`, sorted by name; other files are ignored.
-pub(crate) fn sql_files(dir: &Path) -> Result<Vec<SqlFile>> {
-    let err = |source| Error::QueriesDir { path: dir.display().to_string(), source };
-    let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(err)?.collect::<std::io::Result<_>>().map_err(err)?;
-    entries.sort_by_key(|e| e.file_name());
-    let mut out = Vec::new();
-    for entry in entries {
-        let path = entry.path();
-        if path.extension().and_then(|e| e.to_str()) != Some("sql") {
-            continue;
-        }
-        let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_string) else { continue };
-        let sql = std::fs::read_to_string(&path).map_err(err)?;
-        out.push(SqlFile { name, path, sql });
-    }
-    Ok(out)
 }
 
 /// Looks a query up by name.
@@ -169,35 +141,17 @@ pub fn find(name: &str, user_dir: Option<&Path>) -> Result<NamedQuery> {
     })
 }
 
-/// Test helper: asserts that the `.sql` files in `queries/<folder>` are exactly `embedded`, so
-/// a new file cannot be forgotten in the binary.
-#[cfg(test)]
-pub(crate) fn assert_all_embedded(folder: &str, embedded: &[(&str, &str)]) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries").join(folder);
-    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| {
-            let p = e.unwrap().path();
-            (p.extension()? == "sql").then(|| p.file_stem().unwrap().to_string_lossy().into_owned())
-        })
-        .collect();
-    on_disk.sort();
-    let mut names: Vec<String> = embedded.iter().map(|(n, _)| n.to_string()).collect();
-    names.sort();
-    assert_eq!(on_disk, names);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn every_file_in_queries_is_embedded() {
-        assert_all_embedded("", EMBEDDED);
+        sql_files::assert_all_embedded("", EMBEDDED);
         for (name, sql) in EMBEDDED {
             let q = NamedQuery::parse(name, sql, "embedded");
             assert!(!q.description.is_empty(), "{name} needs a description comment");
-            crate::query::check_read_only(sql).unwrap_or_else(|e| panic!("{name}: {e}"));
+            crate::engine::check_read_only(sql).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
     }
 

@@ -1,7 +1,10 @@
 //! Result formats: a table for people, CSV / JSON / NDJSON for tools, Parquet for more analysis.
 //!
-//! Streaming formats (CSV, NDJSON, Parquet) write batch by batch as DataFusion produces them;
-//! `table` and `json` (one array) are written when the last batch has arrived.
+//! Log values are attacker-controlled: the table shows control and bidi characters as escapes
+//! and CSV defuses formulas ([`crate::text`]); JSON, NDJSON and Parquet keep values exact.
+//!
+//! CSV, JSON, NDJSON and Parquet write batch by batch as DataFusion produces them; `table`
+//! (whose column widths depend on every row) is written when the last batch has arrived.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -9,7 +12,8 @@ use std::path::Path;
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, ListArray, RecordBatch, StringArray};
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::csv;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
@@ -20,6 +24,7 @@ use datafusion::prelude::DataFrame;
 use futures::TryStreamExt;
 
 use crate::error::{Error, Result};
+use crate::text;
 
 /// `--format` of query results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -90,44 +95,85 @@ fn lists_as_json_text(batch: &RecordBatch) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
 }
 
+/// The batch with every text value (also inside lists) passed through `f`: log values made
+/// visible for a terminal, or defused for a spreadsheet. Text columns come out as Utf8.
+fn map_text(batch: &RecordBatch, f: impl Fn(&str) -> std::borrow::Cow<'_, str> + Copy) -> Result<RecordBatch> {
+    fn column(array: &ArrayRef, f: impl Fn(&str) -> std::borrow::Cow<'_, str> + Copy) -> Result<Option<ArrayRef>> {
+        Ok(match array.data_type() {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+                let utf8 = cast(array, &DataType::Utf8)?;
+                let mapped: StringArray = utf8.as_string::<i32>().iter().map(|v| v.map(|s| f(s).into_owned())).collect();
+                Some(Arc::new(mapped))
+            }
+            DataType::List(_) => {
+                let list = array.as_list::<i32>();
+                match column(list.values(), f)? {
+                    None => None,
+                    Some(values) => {
+                        let item = Arc::new(Field::new("item", values.data_type().clone(), true));
+                        Some(Arc::new(ListArray::try_new(item, list.offsets().clone(), values, list.nulls().cloned())?))
+                    }
+                }
+            }
+            _ => None,
+        })
+    }
+    let mut fields = Vec::new();
+    let mut columns = Vec::new();
+    for (field, array) in batch.schema().fields().iter().zip(batch.columns()) {
+        match column(array, f)? {
+            Some(mapped) => {
+                fields.push(Field::new(field.name(), mapped.data_type().clone(), true));
+                columns.push(mapped);
+            }
+            None => {
+                fields.push(field.as_ref().clone());
+                columns.push(array.clone());
+            }
+        }
+    }
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+}
+
 /// Runs `df` and writes its rows in `format`; returns the row count.
 pub async fn write(df: DataFrame, format: OutputFormat, out: Option<&Path>) -> Result<u64> {
     let name = out.map_or("stdout".to_string(), |p| p.display().to_string());
     let io_err = |source: io::Error| Error::Output { path: name.clone(), source };
     if format == OutputFormat::Parquet && out.is_none() {
-        return Err(Error::InvalidArgument("--format parquet needs --out FILE (Parquet is binary)".into()));
+        return Err(Error::ParquetNeedsFile);
     }
     let schema: SchemaRef = df.schema().inner().clone();
     let mut stream = df.execute_stream().await?;
     let mut w = sink(out)?;
     let mut rows = 0u64;
     match format {
-        OutputFormat::Table | OutputFormat::Json => {
+        OutputFormat::Table => {
             let mut batches: Vec<RecordBatch> = Vec::new();
             while let Some(b) = stream.try_next().await? {
                 rows += b.num_rows() as u64;
                 batches.push(b);
             }
-            if format == OutputFormat::Table {
-                if batches.is_empty() {
-                    batches.push(RecordBatch::new_empty(schema));
-                }
-                writeln!(w, "{}", pretty_format_batches(&batches)?).map_err(io_err)?;
-            } else {
-                let mut jw = ArrayWriter::new(&mut w);
-                for b in &batches {
-                    jw.write(b)?;
-                }
-                jw.finish()?;
-                w.write_all(b"\n").map_err(io_err)?;
+            if batches.is_empty() {
+                batches.push(RecordBatch::new_empty(schema));
             }
+            let shown = batches.iter().map(|b| map_text(b, text::visible)).collect::<Result<Vec<_>>>()?;
+            writeln!(w, "{}", pretty_format_batches(&shown)?).map_err(io_err)?;
+        }
+        OutputFormat::Json => {
+            let mut jw = ArrayWriter::new(&mut w);
+            while let Some(b) = stream.try_next().await? {
+                rows += b.num_rows() as u64;
+                jw.write(&b)?;
+            }
+            jw.finish()?;
+            w.write_all(b"\n").map_err(io_err)?;
         }
         OutputFormat::Csv => {
             let mut cw = csv::WriterBuilder::new().with_header(true).build(&mut w);
             let mut wrote = false;
             while let Some(b) = stream.try_next().await? {
                 rows += b.num_rows() as u64;
-                cw.write(&lists_as_json_text(&b)?)?;
+                cw.write(&map_text(&lists_as_json_text(&b)?, text::defuse)?)?;
                 wrote = true;
             }
             if !wrote {
@@ -143,13 +189,13 @@ pub async fn write(df: DataFrame, format: OutputFormat, out: Option<&Path>) -> R
             jw.finish()?;
         }
         OutputFormat::Parquet => {
-            let mut pw =
-                ArrowWriter::try_new(&mut w, schema, None).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+            let parquet_err = |source| Error::ParquetOutput { path: name.clone(), source };
+            let mut pw = ArrowWriter::try_new(&mut w, schema, None).map_err(parquet_err)?;
             while let Some(b) = stream.try_next().await? {
                 rows += b.num_rows() as u64;
-                pw.write(&b).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+                pw.write(&b).map_err(parquet_err)?;
             }
-            pw.close().map_err(|e| Error::InvalidArgument(e.to_string()))?;
+            pw.close().map_err(parquet_err)?;
         }
     }
     w.flush().map_err(io_err)?;

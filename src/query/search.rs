@@ -7,7 +7,7 @@
 use datafusion::functions_nested::expr_fn::array_has;
 use datafusion::prelude::{DataFrame, Expr, col, lit, lower};
 
-use super::Session;
+use crate::engine::Session;
 use crate::error::Result;
 use crate::schema::{TABLE_NAME, col as c};
 
@@ -104,7 +104,7 @@ pub async fn search(session: &Session, f: &SearchFilters) -> Result<DataFrame> {
     if let Some(n) = f.limit {
         df = df.limit(0, Some(n))?;
     }
-    super::scan::choose_row_filter(df)
+    crate::engine::scan::choose_row_filter(df)
 }
 
 #[cfg(test)]

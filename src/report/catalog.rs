@@ -170,12 +170,12 @@ pub fn sections(user_dir: Option<&Path>) -> Result<Vec<SectionQueries>> {
         EMBEDDED.iter().map(|(key, sql)| TableQuery::parse(key, sql, "embedded")).collect();
     if let Some(dir) = user_dir {
         let mut found: BTreeMap<String, TableQuery> = BTreeMap::new();
-        for file in crate::query::named::sql_files(dir)? {
+        for file in crate::engine::sql_files::read(dir)? {
             if !file.name.contains('.') {
-                return Err(Error::InvalidArgument(format!(
-                    "report query {} must be named <section>.<table>.sql",
-                    file.path.display()
-                )));
+                return Err(Error::ReportQueryFile {
+                    path: file.path.display().to_string(),
+                    reason: "must be named <section>.<table>.sql".into(),
+                });
             }
             found.insert(file.name.clone(), TableQuery::parse(&file.name, &file.sql, &file.path.display().to_string()));
         }
@@ -187,11 +187,9 @@ pub fn sections(user_dir: Option<&Path>) -> Result<Vec<SectionQueries>> {
         queries.extend(found.into_values());
     }
     for q in &queries {
-        crate::query::check_read_only(&q.sql).map_err(|e| {
-            Error::InvalidArgument(format!(
-                "report query {} ({}) is not a single read-only query: {e}",
-                q.key, q.origin
-            ))
+        crate::engine::check_read_only(&q.sql).map_err(|e| Error::ReportQueryFile {
+            path: format!("{} ({})", q.key, q.origin),
+            reason: format!("not a single read-only query: {e}"),
         })?;
     }
 
@@ -223,7 +221,7 @@ mod tests {
 
     #[test]
     fn every_file_in_queries_report_is_embedded_once() {
-        crate::query::named::assert_all_embedded("report", EMBEDDED);
+        crate::engine::sql_files::assert_all_embedded("report", EMBEDDED);
     }
 
     #[test]

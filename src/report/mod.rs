@@ -33,7 +33,8 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::lake::Lake;
-use crate::query::{self, Window};
+use crate::engine;
+use crate::time::Window;
 use crate::schema::{self, col as c};
 
 /// What to report on and how.
@@ -64,7 +65,7 @@ pub struct ReportOptions {
     /// Stated in the header.
     pub generated_at: DateTime<Utc>,
     /// Where the queries run.
-    pub engine: query::Engine,
+    pub engine: engine::Engine,
 }
 
 /// A value from a query, as every format shows it.
@@ -225,21 +226,25 @@ pub fn section_names(queries_dir: Option<&std::path::Path>) -> Result<Vec<String
     Ok(catalog::sections(queries_dir)?.into_iter().map(|s| s.name).collect())
 }
 
+/// The longest period a report lays out (its volume section has a row a day): a century.
+pub const MAX_PERIOD_DAYS: i64 = 36_525;
+
 /// Computes the report.
 pub async fn build(lake: &Lake, opts: &ReportOptions) -> Result<Report> {
     if opts.from > opts.to {
-        return Err(Error::InvalidArgument(format!("--from {} is after --to {}", opts.from, opts.to)));
+        return Err(Error::Period { from: opts.from, to: opts.to });
     }
-    let tz = parse_tz(&opts.tz).map_err(Error::InvalidArgument)?;
+    let days = (opts.to - opts.from).num_days() + 1;
+    if days > MAX_PERIOD_DAYS {
+        return Err(Error::PeriodTooLong { from: opts.from, to: opts.to, days, max: MAX_PERIOD_DAYS });
+    }
+    let tz = parse_tz(&opts.tz).map_err(Error::TimeZone)?;
     let mut sections = catalog::sections(opts.queries_dir.as_deref())?;
     if !opts.sections.is_empty() {
         let known: Vec<String> = sections.iter().map(|s| s.name.clone()).collect();
         for wanted in &opts.sections {
             if !known.contains(wanted) {
-                return Err(Error::InvalidArgument(format!(
-                    "no report section '{wanted}'; sections: {}",
-                    known.join(", ")
-                )));
+                return Err(Error::UnknownSection { name: wanted.clone(), available: known.join(", ") });
             }
         }
         sections.retain(|s| opts.sections.contains(&s.name));
@@ -248,10 +253,10 @@ pub async fn build(lake: &Lake, opts: &ReportOptions) -> Result<Report> {
     let start = local_midnight(&tz, opts.from);
     let end = local_midnight(&tz, opts.to.succ_opt().unwrap_or(opts.to));
     let ctx = opts.engine.context().await?;
-    let (base, version) = query::base_table(lake, &ctx, opts.as_of_version, &opts.engine).await?;
+    let (base, version) = engine::base_table(lake, &ctx, opts.as_of_version, &opts.engine).await?;
     let base = workspace_filter(base, &opts.workspaces)?;
-    let in_period = query::apply_window(base.clone(), &Window { since: Some(start), until: Some(end) })?;
-    let before = query::apply_window(base, &Window { since: None, until: Some(start) })?;
+    let in_period = engine::apply_window(base.clone(), &Window { since: Some(start), until: Some(end) })?;
+    let before = engine::apply_window(base, &Window { since: None, until: Some(start) })?;
     ctx.register_table("audit_log", in_period.clone().into_view())?;
     ctx.register_table("events", with_local_columns(in_period, &opts.tz, opts.business_hours)?.into_view())?;
     ctx.register_table("before_period", before.into_view())?;
@@ -362,8 +367,8 @@ fn with_local_columns(df: DataFrame, tz: &str, hours: (NaiveTime, NaiveTime)) ->
 // The two small tables are VALUES plans, not in-memory tables, so that a cluster can carry them.
 
 fn days_table(ctx: &SessionContext, from: NaiveDate, to: NaiveDate) -> Result<DataFrame> {
-    let rows: Vec<Vec<Expr>> = from.iter_days().take_while(|d| *d <= to).map(|d| vec![query::date_lit(d)]).collect();
-    query::listing::values(ctx, rows, &["local_date"])
+    let rows: Vec<Vec<Expr>> = from.iter_days().take_while(|d| *d <= to).map(|d| vec![engine::date_lit(d)]).collect();
+    engine::listing::values(ctx, rows, &["local_date"])
 }
 
 fn params_table(
@@ -374,21 +379,23 @@ fn params_table(
 ) -> Result<DataFrame> {
     let int = |n: u32| lit(n as i64);
     let row = vec![
-        query::ts_lit(start),
-        query::ts_lit(end),
+        engine::ts_lit(start),
+        engine::ts_lit(end),
         lit(opts.tz.trim()),
         int(opts.burst_failures),
         int(opts.burst_minutes),
         int(opts.gap_hours),
     ];
     let names = ["period_start", "period_end", "tz", "burst_failures", "burst_minutes", "gap_hours"];
-    query::listing::values(ctx, vec![row], &names)
+    engine::listing::values(ctx, vec![row], &names)
 }
 
 async fn run(ctx: &SessionContext, q: &catalog::TableQuery) -> Result<Table> {
-    let mut t = collect(ctx, &q.sql)
-        .await
-        .map_err(|e| Error::InvalidArgument(format!("report query {} ({}) failed: {e}", q.key, q.origin)))?;
+    let mut t = collect(ctx, &q.sql).await.map_err(|e| Error::ReportQuery {
+        key: q.key.clone(),
+        origin: q.origin.clone(),
+        source: Box::new(e),
+    })?;
     t.key = q.key.clone();
     t.title = q.title.clone();
     t.explanation = q.explanation.clone();
@@ -396,7 +403,7 @@ async fn run(ctx: &SessionContext, q: &catalog::TableQuery) -> Result<Table> {
 }
 
 async fn collect(ctx: &SessionContext, sql: &str) -> Result<Table> {
-    let df = query::sql_in(ctx, sql).await?;
+    let df = engine::sql_in(ctx, sql).await?;
     let columns: Vec<String> = df.schema().fields().iter().map(|f| f.name().clone()).collect();
     let batches = df.collect().await?;
     let mut rows = Vec::new();

@@ -11,7 +11,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use auditlake::Lake;
-use auditlake::query::{self, Window};
+use auditlake::engine::{self, Engine};
+use auditlake::time::Window;
 use datafusion::arrow::util::display::array_value_to_string;
 use serde_json::Value;
 
@@ -21,8 +22,8 @@ pub fn sample_data() -> PathBuf {
 
 /// Runs SQL and returns every row as strings.
 pub async fn rows(lake: &Lake, sql: &str) -> Vec<Vec<String>> {
-    let session = query::open(lake, &Window::default(), None, &query::Engine::Local).await.unwrap();
-    let batches = query::sql(&session, sql).await.unwrap().collect().await.unwrap();
+    let session = engine::open(lake, &Window::default(), None, &Engine::Local).await.unwrap();
+    let batches = engine::sql(&session, sql).await.unwrap().collect().await.unwrap();
     let mut out = Vec::new();
     for b in batches {
         for r in 0..b.num_rows() {

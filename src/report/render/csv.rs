@@ -2,9 +2,9 @@
 //! tables) and one `<section>.<table>.csv` per table, since tables of one section have
 //! different columns.
 //!
-//! Text that a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, a tab or a
-//! carriage return, also after leading spaces or as a full-width sign) gets a leading `'`,
-//! as OWASP advises. The JSON format keeps such values unchanged.
+//! Text that a spreadsheet would run as a formula gets a leading `'` ([`crate::text::defuse`]),
+//! and a field holding any locale's separator is quoted. The JSON format keeps such values
+//! unchanged.
 
 use std::path::{Path, PathBuf};
 
@@ -14,19 +14,15 @@ use crate::report::{Report, Value};
 /// A field, quoted when needed and defused when a spreadsheet would evaluate it.
 pub fn field(value: &Value) -> String {
     match value {
-        Value::Text(s) => quote(&defuse(s)),
+        Value::Text(s) => quote(&crate::text::defuse(s)),
         other => other.to_string(),
     }
 }
 
-fn defuse(s: &str) -> String {
-    let first = s.trim_start_matches(' ').chars().next();
-    let risky = matches!(first, Some('=' | '+' | '-' | '@' | '\t' | '\r' | '\n' | '＝' | '＋' | '－' | '＠'));
-    if risky { format!("'{s}") } else { s.to_string() }
-}
-
+/// Quotes a field that holds a separator of any locale (`,` or `;`), a quote, a tab or a line
+/// break, or edge spaces: unquoted, `x;=1+1` opens as a formula where `;` separates fields.
 fn quote(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) || s.starts_with(' ') || s.ends_with(' ') {
+    if s.contains([',', ';', '\t', '"', '\n', '\r']) || s.starts_with(' ') || s.ends_with(' ') {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s.to_string()
@@ -112,6 +108,8 @@ mod tests {
         assert_eq!(t("＝1+1"), "'＝1+1");
         assert_eq!(t("dana@acme.example"), "dana@acme.example");
         assert_eq!(t("a,b"), "\"a,b\"");
+        // Regression (issue 19): where `;` separates fields, this opened as a formula.
+        assert_eq!(t("x;=1+1"), "\"x;=1+1\"");
         // Numbers from the engine are not text and keep their sign.
         assert_eq!(field(&Value::Int(-3)), "-3");
     }

@@ -221,7 +221,7 @@ mod tests {
 
     #[tokio::test]
     async fn each_query_chooses_from_the_filters_that_reach_the_scan() {
-        let ctx = SessionContext::new_with_config(crate::query::session_config().unwrap());
+        let ctx = SessionContext::new_with_config(crate::engine::session_config().unwrap());
         let lake = crate::lake::Lake::open("memory://row-filter-choice").unwrap();
         lake.load_or_create().await.unwrap();
         let read = lake.snapshot(None).await.unwrap().expect("the table just created");

@@ -19,26 +19,22 @@ use datafusion::scalar::ScalarValue;
 use deltalake::DeltaTable;
 
 use crate::error::{Error, Result};
-use crate::lake;
+use crate::lake::{self, Lake};
 use crate::schema::{self, col as c};
 
 use super::date_lit;
 
 /// `audit_log` at `table`'s version as a union of one listing table a day over its live files.
-pub fn table(table: &DeltaTable, ctx: &SessionContext) -> Result<DataFrame> {
-    let snapshot = table.snapshot().map_err(|e| Error::Delta {
-        action: "reading",
-        table: table.table_url().to_string(),
-        source: Box::new(e),
-    })?;
+pub fn table(lake: &Lake, table: &DeltaTable, ctx: &SessionContext) -> Result<DataFrame> {
+    let snapshot = table.snapshot().map_err(|e| lake.delta_err("reading", e))?;
     let root = lake::with_trailing_slash(table.table_url().clone());
     let mut days: BTreeMap<String, Vec<ListingTableUrl>> = BTreeMap::new();
     for file in snapshot.log_data().iter() {
         // Every file auditlake writes has one; a file without would silently go missing.
-        let date = lake::file_date(&file)
-            .ok_or_else(|| Error::InvalidArgument(format!("file {} has no date partition value", file.path())))?;
+        let bad = |reason: String| Error::TableFile { path: file.path().to_string(), reason };
+        let date = lake::file_date(&file).ok_or_else(|| bad("no date partition value".into()))?;
         // Log paths are relative and URL-encoded, which is what `join` expects.
-        let url = root.join(&file.path()).map_err(|e| Error::InvalidArgument(format!("file {}: {e}", file.path())))?;
+        let url = root.join(&file.path()).map_err(|e| bad(e.to_string()))?;
         days.entry(date).or_default().push(ListingTableUrl::parse(url.as_str())?);
     }
     if days.is_empty() {
@@ -55,8 +51,10 @@ pub fn table(table: &DeltaTable, ctx: &SessionContext) -> Result<DataFrame> {
 
     let mut union: Option<DataFrame> = None;
     for (date, urls) in days {
-        let day = chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d")
-            .map_err(|e| Error::InvalidArgument(format!("partition date={date}: {e}")))?;
+        let day = crate::time::parse_date(&date).ok_or_else(|| Error::TableFile {
+            path: format!("date={date}/"),
+            reason: "the partition value is not a date".into(),
+        })?;
         let config = ListingTableConfig::new_with_multi_paths(urls)
             .with_listing_options(options.clone())
             .with_schema(file_schema.clone());

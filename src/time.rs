@@ -1,11 +1,35 @@
-//! `--since` / `--until`: a time window, resolved against an injected clock so it is testable.
+//! Time as every job sees it: `--since` / `--until` windows (resolved against an injected clock
+//! so they are testable), durations, and the table's dates (Date32: days since the Unix epoch).
 //!
 //! Accepted forms: a duration back from now (`7d`, `12h`, `30m`, `2w`), a date (`2026-09-01`),
 //! or an RFC 3339 instant. `--since` is inclusive; `--until` with a date includes that whole day,
 //! with an instant or duration it is exclusive. The window filters `timestamp` and, for partition
 //! pruning, the `date` partition column.
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+
+/// `NaiveDate::num_days_from_ce` of 1970-01-01.
+const EPOCH_DAYS_FROM_CE: i32 = 719_163;
+
+/// A date as Date32 (days since 1970-01-01), the type of the `date` partition column.
+pub fn days_since_epoch(date: NaiveDate) -> i32 {
+    date.num_days_from_ce() - EPOCH_DAYS_FROM_CE
+}
+
+/// A Date32 value as a date; `None` outside chrono's range.
+pub fn date_of_days(days: i32) -> Option<NaiveDate> {
+    NaiveDate::from_num_days_from_ce_opt(days.checked_add(EPOCH_DAYS_FROM_CE)?)
+}
+
+/// A Date32 value as `YYYY-MM-DD`, the form of partition folders (`date=2026-09-01/`).
+pub fn format_date(days: i32) -> String {
+    date_of_days(days).map_or_else(|| format!("day {days}"), |d| d.format("%Y-%m-%d").to_string())
+}
+
+/// Parses a partition value `YYYY-MM-DD`.
+pub fn parse_date(text: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
+}
 
 /// A resolved window; either end may be open.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -71,7 +95,10 @@ fn parse_point(text: &str, now: DateTime<Utc>, end: bool) -> Result<DateTime<Utc
         return Ok(ts.with_timezone(&Utc));
     }
     if t.starts_with(|c: char| c.is_ascii_digit()) && t.ends_with(|c: char| c.is_ascii_alphabetic()) {
-        return parse_duration(t).map(|d| now - d);
+        let d = parse_duration(t)?;
+        return now
+            .checked_sub_signed(d)
+            .ok_or_else(|| format!("invalid time '{text}': {t} before now is out of range"));
     }
     Err(format!(
         "invalid time '{text}': expected a date (2026-09-01), an RFC 3339 time (2026-09-01T08:00:00Z) or a duration back from now (7d, 12h)"
@@ -118,5 +145,22 @@ mod tests {
         assert!(parse_duration("12").is_err());
         assert!(parse_duration("d").is_err());
         assert_eq!(parse_duration("400d").unwrap(), Duration::days(400));
+    }
+
+    #[test]
+    fn durations_out_of_range_are_errors_not_panics() {
+        // Regression (issue 19): `query --since 100000000w` panicked.
+        let err = Window::parse(Some("100000000w"), None, now()).unwrap_err();
+        assert!(err.contains("out of range"), "{err}");
+        assert!(parse_duration("99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn dates_round_trip_through_days() {
+        let d = NaiveDate::from_ymd_opt(2026, 9, 1).unwrap();
+        assert_eq!(days_since_epoch(NaiveDate::from_ymd_opt(1970, 1, 2).unwrap()), 1);
+        assert_eq!(date_of_days(days_since_epoch(d)), Some(d));
+        assert_eq!(format_date(days_since_epoch(d)), "2026-09-01");
+        assert_eq!(format_date(-1), "1969-12-31");
     }
 }

@@ -1,7 +1,7 @@
 //! Scale-out: the same SQL on a Ballista cluster (DataFusion's distributed engine).
 //!
 //! auditlake stays the client. It opens the table's log, resolves the live files and hands
-//! the cluster a plan over plain Parquet (see [`crate::query::listing`]); the scheduler splits
+//! the cluster a plan over plain Parquet (see [`super::listing`]); the scheduler splits
 //! it into stages and the executors read the files themselves, with object-store credentials
 //! from their own environment. Nothing is written: the read-only guard runs before planning.
 //!
@@ -24,11 +24,10 @@ use url::Url;
 
 use crate::error::{Error, Result};
 use crate::lake;
-use crate::query;
 
 /// Checks a `--cluster` URL: `df://HOST:PORT` (Ballista's scheme; the port defaults to 50050).
 pub fn parse_url(text: &str) -> Result<Url> {
-    let bad = |why: &str| Error::Cluster(format!("--cluster '{text}': {why}; expected df://HOST:PORT"));
+    let bad = |why: &str| Error::ClusterUrl { url: text.to_string(), reason: why.to_string() };
     let url = Url::parse(text).map_err(|e| bad(&e.to_string()))?;
     if url.scheme() != "df" {
         return Err(bad(&format!("the scheme is '{}'", url.scheme())));
@@ -39,16 +38,17 @@ pub fn parse_url(text: &str) -> Result<Url> {
     Ok(url)
 }
 
-/// auditlake's session settings, adjusted for Ballista.
-fn config() -> Result<SessionConfig> {
+/// Session settings (auditlake's, from the engine) adjusted for Ballista.
+fn for_ballista(config: SessionConfig) -> SessionConfig {
     // Sorting each partition and merging lets DataFusion push a sort below the union of days,
     // where Ballista 55 runs every union branch in every task and returns rows many times over.
     // Coalescing first and sorting once keeps the union inside one stage, as Ballista expects.
-    Ok(query::session_config()?.set_bool("datafusion.optimizer.repartition_sorts", false).upgrade_for_ballista())
+    config.set_bool("datafusion.optimizer.repartition_sorts", false).upgrade_for_ballista()
 }
 
-/// A session whose queries run on the Ballista scheduler at `url`, with auditlake's settings.
-pub async fn context(url: &str) -> Result<SessionContext> {
+/// A session whose queries run on the Ballista scheduler at `url`, with `config` (auditlake's
+/// settings) adjusted for Ballista.
+pub async fn context(url: &str, config: SessionConfig) -> Result<SessionContext> {
     let parsed = parse_url(url)?;
     // Ballista only connects when the first query runs, and then reports a transport error
     // inside an execution error; asking first gives a message that names the scheduler.
@@ -59,12 +59,12 @@ pub async fn context(url: &str) -> Result<SessionContext> {
         Ok(Err(e)) => return Err(unreachable(url, &root_cause(&e))),
         Err(_) => return Err(unreachable(url, "no answer within 20 s")),
     }
-    let state = SessionStateBuilder::new().with_default_features().with_config(config()?).build();
+    let state = SessionStateBuilder::new().with_default_features().with_config(for_ballista(config)).build();
     Ok(SessionContext::remote_with_state(url, state).await?)
 }
 
 fn unreachable(url: &str, why: &str) -> Error {
-    Error::Cluster(format!("cannot reach the Ballista scheduler at {url}: {why}"))
+    Error::ClusterUnreachable { url: url.to_string(), reason: why.to_string() }
 }
 
 /// The innermost error's message ("Connection refused (os error 111)"), not tonic's debug chain.
@@ -103,20 +103,21 @@ impl ObjectStoreRegistry for LakeStores {
 }
 
 /// Starts a Ballista scheduler and one executor with `vcores` task slots in this process, on
-/// loopback, and returns the scheduler's address (a free port the OS picked). They run until
-/// the process ends.
-pub async fn start_standalone(vcores: usize) -> Result<SocketAddr> {
+/// loopback, with `config` (auditlake's settings), and returns the scheduler's address (a free
+/// port the OS picked). They run until the process ends.
+pub async fn start_standalone(vcores: usize, config: SessionConfig) -> Result<SocketAddr> {
     let runtime = RuntimeEnvBuilder::new().with_object_store_registry(Arc::new(LakeStores::default())).build()?;
     let state = SessionStateBuilder::new()
         .with_default_features()
-        .with_config(config()?)
+        .with_config(for_ballista(config))
         .with_runtime_env(Arc::new(runtime))
         .with_optimizer_rules(ballista_core::optimizer::ballista_default_optimizer_rules())
         .with_scalar_functions(ballista_scalar_functions())
         .with_aggregate_functions(ballista_aggregate_functions())
         .with_window_functions(ballista_window_functions())
         .build();
-    let failed = |what: &str, e: &dyn std::fmt::Display| Error::Cluster(format!("starting the {what} failed: {e}"));
+    let failed =
+        |part: &'static str, e: &dyn std::fmt::Display| Error::ClusterStart { part, reason: e.to_string() };
     let addr = ballista_scheduler::standalone::new_standalone_scheduler_from_state(&state)
         .await
         .map_err(|e| failed("scheduler", &e))?;

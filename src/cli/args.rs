@@ -1,0 +1,555 @@
+//! The command line as clap sees it: commands, flags, their help text and value parsers. Only
+//! this module and its parent know clap; [`super`] turns these into the jobs' plain options.
+
+use std::path::PathBuf;
+
+use auditlake::engine::Engine;
+use auditlake::query::OutputFormat;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// auditlake keeps Torq audit logs in a Delta Lake table you own and answers SQL over it.
+///
+/// Start with `auditlake ingest sample-data/`, then `auditlake query --name by_action`.
+#[derive(Debug, Parser)]
+#[command(name = "auditlake", version, propagate_version = true, max_term_width = 100)]
+#[command(after_help = "Exit status: 0 success; 1 failure; 2 usage error; \
+3 ingest committed its good records but rejected some or skipped inputs (see _rejected/ in the lake).")]
+pub struct Cli {
+    /// Where the lake lives: a folder (created on first ingest), file:///path, s3://bucket/prefix
+    /// (settings and credentials from the AWS_* environment), or memory://NAME
+    #[arg(long, global = true, env = "AUDITLAKE_LAKE", default_value = "./lake", value_name = "URL")]
+    pub lake: String,
+
+    /// No progress bars or summaries on stderr (errors are still printed)
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load JSON batches of Torq audit logs into the lake, once per event
+    ///
+    /// Each INPUT is a file, a directory (read recursively) or `-` for stdin, holding a JSON
+    /// array of entries, a Torq API page ({"audit_logs": [...]}), NDJSON, or a single entry;
+    /// any of them gzip-compressed (detected by content). Entries whose id is already in the
+    /// table are skipped, so re-ingesting is safe. The run is one atomic commit.
+    ///
+    /// Bad records (not JSON objects, no id, no parseable timestamp, wrong types, over
+    /// --max-entry-size) are written with their reason to <lake>/_rejected/ and the good ones are
+    /// still ingested. An input that cannot be read (or only in part), and anything in a folder
+    /// that is not a regular file, is skipped and reported the same way. The exit status is then
+    /// 3, so a scheduler notices.
+    #[command(after_help = "Examples:\n  auditlake ingest sample-data/\n  \
+zcat torq-*.json.gz | auditlake ingest -\n  auditlake --lake /srv/lake ingest batch.json --format json")]
+    Ingest(IngestArgs),
+
+    /// Run SQL (DataFusion dialect) over the table `audit_log`, or a named query
+    ///
+    /// Queries are read-only: DDL, DML, COPY and SET are refused. `--since/--until` restrict
+    /// every query to a window (and prune date partitions).
+    #[command(
+        after_help = "Examples:\n  auditlake query \"SELECT action, count(*) FROM audit_log GROUP BY 1 ORDER BY 2 DESC\"\n  \
+auditlake query --name by_action --since 7d\n  auditlake query --name actor_timeline --param email=dana@acme.example\n  \
+auditlake query --list\n  auditlake query --name by_tag --format csv --out tags.csv"
+    )]
+    Query(QueryArgs),
+
+    /// Find events by action, person, tag, scenario ... without writing SQL (newest first)
+    #[command(after_help = "Examples:\n  auditlake search --action 'User role updated' --since 30d\n  \
+auditlake search --email dana@acme.example --tag prod\n  auditlake search --actor-type api_key --text secret --format ndjson")]
+    Search(SearchArgs),
+
+    /// Show the table's columns and types
+    Schema(FormatArgs),
+
+    /// Show rows, files and bytes per date partition, the table version and the last commit
+    Stats(FormatArgs),
+
+    /// Rewrite small files of each date partition into few large ones, dropping duplicate ids
+    ///
+    /// Only partitions with two or more files below the target size are rewritten; a second run
+    /// with nothing to do commits nothing. Readers keep working throughout (one atomic commit).
+    /// Writes a Delta checkpoint afterwards so the log stays cheap to read.
+    Compact(CompactArgs),
+
+    /// Drop whole date partitions older than --keep (at least 90 days unless --force)
+    ///
+    /// The dropped files stay on storage, still readable by time travel, until `vacuum`.
+    #[command(after_help = "Examples:\n  auditlake retention --keep 400d --dry-run\n  auditlake retention --keep 400d")]
+    Retention(RetentionArgs),
+
+    /// Delete files no longer referenced by the table, once older than --older-than
+    ///
+    /// Removes files replaced by compaction, dropped by retention, or left by an ingest that was
+    /// killed before it committed. Never younger than 1 hour without --force, because running
+    /// queries may still read them.
+    Vacuum(VacuumArgs),
+
+    /// The table's commits: what was done to the audit log itself, when, and how much
+    History(HistoryArgs),
+
+    /// Compliance evidence for a period: SOC 2, ISO 27001 A.8.15 and PCI DSS 10, without SQL
+    ///
+    /// Nine sections (volume and gaps, privileged access, authentication, credentials, IdP,
+    /// change management, cases, off-hours activity, actors), each computed by the SQL files in
+    /// queries/report/ and shown with what it proves, a count and the rows behind it. The header
+    /// names the table version read: `--as-of-version N` reproduces a report exactly.
+    #[command(
+        after_help = "Examples:\n  auditlake report --from 2026-09-01 --to 2026-09-30 --format html --out sept.html\n  \
+auditlake report --from 2026-07-01 --to 2026-09-30 --tz Europe/Berlin --business-hours 08:00-18:00 --out q3.md\n  \
+auditlake report --from 2026-09-01 --to 2026-09-30 --section access --section change --format csv --out sept/\n  \
+auditlake report --list"
+    )]
+    Report(ReportArgs),
+
+    /// Write a realistic synthetic Torq audit feed (for demos and benchmarks)
+    #[command(after_help = "Examples:\n  auditlake generate --events 1000000 --days 30 --out feed.ndjson\n  \
+auditlake generate --events 5000 --format pages | gzip > pages.json.gz")]
+    Generate(GenerateArgs),
+
+    /// Start a Ballista scheduler and executor in this process, on loopback, to try --cluster
+    ///
+    /// Prints the scheduler's df:// URL on stdout and runs until Ctrl-C. The executor reads the
+    /// lake's files with the same object-store settings (AWS_* ...) as this command. For a real
+    /// cluster, run Ballista's own scheduler and executors (see deploy/ballista/).
+    #[cfg(feature = "cluster")]
+    #[command(after_help = "Examples:\n  auditlake cluster &\n  \
+auditlake query --name by_action --cluster df://localhost:PORT")]
+    Cluster(ClusterArgs),
+}
+
+#[cfg(feature = "cluster")]
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// Task slots of the in-process executor (default: one per core)
+    #[arg(long, value_name = "N")]
+    pub vcores: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// First day of the period (YYYY-MM-DD, in --tz)
+    #[arg(long, value_parser = parse_date, required_unless_present = "list")]
+    pub from: Option<chrono::NaiveDate>,
+    /// Last day of the period, included (YYYY-MM-DD, in --tz)
+    #[arg(long, value_parser = parse_date, required_unless_present = "list")]
+    pub to: Option<chrono::NaiveDate>,
+    /// Only this workspace: its name or account id (repeatable)
+    #[arg(long, value_name = "NAME")]
+    pub workspace: Vec<String>,
+    /// html (one self-contained file), md, json, or csv (a folder); by default from --out's
+    /// extension (.html, .json, .md; none means a csv folder), else md
+    #[arg(long, value_enum)]
+    pub format: Option<ReportFormat>,
+    /// Write to this file (a folder for csv) instead of stdout
+    #[arg(long, value_name = "FILE|DIR")]
+    pub out: Option<PathBuf>,
+    /// Time zone that days, business hours and weekends are in (IANA name, UTC, or +HH:MM)
+    #[arg(long, default_value = "UTC", value_name = "ZONE")]
+    pub tz: String,
+    /// Business hours on weekdays, local time; other times and weekends are off-hours
+    #[arg(long, default_value = "08:00-18:00", value_name = "HH:MM-HH:MM", value_parser = parse_hours)]
+    pub business_hours: (chrono::NaiveTime, chrono::NaiveTime),
+    /// Only these sections (repeatable or comma-separated; see --list)
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    pub section: Vec<String>,
+    /// Flag a burst at this many failed logins ...
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub burst_failures: u32,
+    /// ... within this many minutes, per user and per address
+    #[arg(long, default_value_t = 10, value_name = "M")]
+    pub burst_minutes: u32,
+    /// Flag silences (no event at all) longer than this many hours as possible collection gaps
+    #[arg(long, default_value_t = 24, value_name = "H")]
+    pub gap_hours: u32,
+    /// A folder of your own `<section>.<table>.sql` report queries (replace or add tables)
+    #[arg(long, value_name = "DIR")]
+    pub queries: Option<PathBuf>,
+    /// Read the table as of this Delta version (the header of a past report names it)
+    #[arg(long, value_name = "N")]
+    pub as_of_version: Option<u64>,
+    /// List the sections and their tables, then exit
+    #[arg(long)]
+    pub list: bool,
+
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ReportFormat {
+    Html,
+    #[value(alias = "markdown")]
+    Md,
+    Json,
+    Csv,
+}
+
+fn parse_hours(text: &str) -> Result<(chrono::NaiveTime, chrono::NaiveTime), String> {
+    auditlake::report::parse_business_hours(text)
+}
+
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    /// Aim for files of about this size
+    #[arg(long, default_value = "256MiB", value_parser = parse_size)]
+    pub target_size: u64,
+    #[command(flatten)]
+    pub window: WindowArgs,
+    /// Print the plan; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub summary: SummaryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RetentionArgs {
+    /// Keep this much history, e.g. 400d, 56w
+    #[arg(long, value_parser = parse_duration_arg)]
+    pub keep: chrono::Duration,
+    /// Print the partitions that would be dropped; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Allow keeping less than 90 days
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub summary: SummaryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VacuumArgs {
+    /// Only delete unreferenced files older than this
+    #[arg(long, default_value = "24h", value_parser = parse_duration_arg)]
+    pub older_than: chrono::Duration,
+    /// List the files that would be deleted; delete nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Allow a window under 1 hour (only when nothing else runs)
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub summary: SummaryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Show at most this many commits, newest first
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// `table` for people, `json` for tools
+    #[arg(long, value_enum, default_value_t = InfoFormat::Table)]
+    pub format: InfoFormat,
+}
+
+fn parse_duration_arg(text: &str) -> Result<chrono::Duration, String> {
+    auditlake::time::parse_duration(text)
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Files, directories or `-` (stdin)
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<String>,
+
+    #[command(flatten)]
+    pub summary: SummaryArgs,
+
+    /// Roll to a new Parquet file past this size (e.g. 256MiB, 64MB)
+    #[arg(long, default_value = "256MiB", value_parser = parse_size)]
+    pub target_file_size: u64,
+
+    /// Quarantine entries larger than this (their first KiB and size are kept), so no single
+    /// entry can take the memory of the run
+    #[arg(long, default_value = "8MiB", value_parser = parse_size, value_name = "SIZE")]
+    pub max_entry_size: u64,
+
+    /// Follow symbolic links inside input folders (links named as INPUT are always followed)
+    #[arg(long)]
+    pub follow: bool,
+
+    /// Rows per internal batch (memory vs. overhead)
+    #[arg(long, default_value_t = 8 * 1024, hide = true)]
+    pub batch_rows: usize,
+}
+
+/// `--format` of a job's summary.
+#[derive(Debug, Args)]
+pub struct SummaryArgs {
+    /// Summary format: `text` on stderr, or `json` on stdout
+    #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
+    pub format: SummaryFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum SummaryFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ResultFormat {
+    Table,
+    Csv,
+    Json,
+    Ndjson,
+    Parquet,
+}
+
+impl From<ResultFormat> for OutputFormat {
+    fn from(f: ResultFormat) -> Self {
+        match f {
+            ResultFormat::Table => OutputFormat::Table,
+            ResultFormat::Csv => OutputFormat::Csv,
+            ResultFormat::Json => OutputFormat::Json,
+            ResultFormat::Ndjson => OutputFormat::Ndjson,
+            ResultFormat::Parquet => OutputFormat::Parquet,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct WindowArgs {
+    /// Only events at or after this: a date (2026-09-01), an RFC 3339 time, or a duration back from now (7d, 12h)
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+
+    /// Only events before this; a date includes that whole day
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EngineArgs {
+    /// Run on a Ballista cluster: its scheduler, as df://HOST:PORT (builds with `--features cluster`;
+    /// `auditlake cluster` starts one in-process to try it)
+    #[arg(long, value_name = "df://HOST:PORT")]
+    pub cluster: Option<String>,
+
+    /// Give up after this long (e.g. 30s, 5m); a query's memory is limited by
+    /// AUDITLAKE_MEMORY_LIMIT (default: half of this machine's memory)
+    #[arg(long, value_parser = parse_duration_arg, value_name = "DURATION")]
+    pub timeout: Option<chrono::Duration>,
+}
+
+impl EngineArgs {
+    pub fn engine(&self) -> Engine {
+        self.cluster.clone().map_or(Engine::Local, Engine::Cluster)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Result format (`json` is one array of objects; `parquet` needs --out)
+    #[arg(long, value_enum, default_value_t = ResultFormat::Table)]
+    pub format: ResultFormat,
+
+    /// Write results to this file instead of stdout
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Read the table as of this Delta version (time travel)
+    #[arg(long, value_name = "N")]
+    pub as_of_version: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The SQL; the table is `audit_log`
+    #[arg(value_name = "SQL", conflicts_with_all = ["name", "list"], required_unless_present_any = ["name", "list"])]
+    pub sql: Option<String>,
+
+    /// Run a named query (see --list)
+    #[arg(long, short)]
+    pub name: Option<String>,
+
+    /// List the named queries and their parameters
+    #[arg(long)]
+    pub list: bool,
+
+    /// A folder of your own `.sql` named queries (added to the embedded ones)
+    #[arg(long, env = "AUDITLAKE_QUERIES", value_name = "DIR")]
+    pub queries: Option<PathBuf>,
+
+    /// A named query's parameter, as NAME=VALUE (repeatable)
+    #[arg(long = "param", short = 'p', value_name = "NAME=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+
+    #[command(flatten)]
+    pub window: WindowArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Exact action, any case (repeatable), e.g. 'User role updated'
+    #[arg(long)]
+    pub action: Vec<String>,
+    /// Actor's email, any case (repeatable)
+    #[arg(long)]
+    pub email: Vec<String>,
+    /// Part of the actor's name (repeatable)
+    #[arg(long)]
+    pub actor: Vec<String>,
+    /// web_app, api_key, or none (the AI analyst) (repeatable)
+    #[arg(long)]
+    pub actor_type: Vec<String>,
+    /// Workflow tag (repeatable)
+    #[arg(long)]
+    pub tag: Vec<String>,
+    /// Case scenario_id, e.g. CASE_CREATED (repeatable)
+    #[arg(long)]
+    pub scenario: Vec<String>,
+    /// Client IP (repeatable)
+    #[arg(long)]
+    pub ip: Vec<String>,
+    /// Event id (repeatable)
+    #[arg(long)]
+    pub id: Vec<String>,
+    /// Resource id, or part of the resource name (repeatable)
+    #[arg(long)]
+    pub resource: Vec<String>,
+    /// Workspace name or account id (repeatable)
+    #[arg(long)]
+    pub workspace: Vec<String>,
+    /// Text anywhere in action, actor, email, resource name or extra_data
+    #[arg(long)]
+    pub text: Option<String>,
+    /// At most this many events (0 for all)
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// Oldest first
+    #[arg(long)]
+    pub oldest_first: bool,
+    /// Every column, not just the ones people read first
+    #[arg(long)]
+    pub all_columns: bool,
+
+    #[command(flatten)]
+    pub window: WindowArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FormatArgs {
+    /// `table` for people, `json` for tools
+    #[arg(long, value_enum, default_value_t = InfoFormat::Table)]
+    pub format: InfoFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum InfoFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Number of distinct events
+    #[arg(long, default_value_t = 10_000)]
+    pub events: u64,
+    /// Days the events spread over
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    /// Number of workspaces (accounts)
+    #[arg(long, default_value_t = 3)]
+    pub workspaces: u32,
+    /// First UTC day
+    #[arg(long, default_value = "2026-10-01", value_parser = parse_date)]
+    pub start: chrono::NaiveDate,
+    /// Random seed (the same seed gives the same feed)
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Fraction of events delivered twice, like Torq's re-deliveries (0 to 1)
+    #[arg(long, default_value_t = 0.0)]
+    pub duplicates: f64,
+    /// Feed shape
+    #[arg(long, value_enum, default_value_t = GenFormat::Ndjson)]
+    pub format: GenFormat,
+    /// Write here instead of stdout
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum GenFormat {
+    /// One entry a line
+    Ndjson,
+    /// One JSON array
+    Json,
+    /// Torq API pages of 500, one a line
+    Pages,
+}
+
+/// Parses `256MiB`, `64MB`, `1GiB`, `1048576`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("invalid size '{text}': expected e.g. 256MiB, 64MB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "kib" | "k" => 1 << 10,
+        "mb" => 1_000_000,
+        "mib" | "m" => 1 << 20,
+        "gb" => 1_000_000_000,
+        "gib" | "g" => 1 << 30,
+        _ => return Err(format!("invalid size '{text}': unknown unit '{unit}' (use B, KiB, MiB, GiB, KB, MB, GB)")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("invalid size '{text}': too large"))
+}
+
+fn parse_param(text: &str) -> Result<(String, String), String> {
+    let (k, v) = text.split_once('=').ok_or_else(|| format!("invalid parameter '{text}': expected NAME=VALUE"))?;
+    if k.is_empty() {
+        return Err(format!("invalid parameter '{text}': empty name"));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+fn parse_date(text: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| format!("invalid date '{text}': expected YYYY-MM-DD"))
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_parse_and_echo_bad_input() {
+        assert_eq!(parse_size("256MiB").unwrap(), 256 << 20);
+        assert_eq!(parse_size("64MB").unwrap(), 64_000_000);
+        assert_eq!(parse_size("1024").unwrap(), 1024);
+        assert!(parse_size("12 parsecs").unwrap_err().contains("'12 parsecs'"));
+    }
+
+    #[test]
+    fn params_need_a_name_and_equals() {
+        assert_eq!(parse_param("email=a=b").unwrap(), ("email".into(), "a=b".into()));
+        assert!(parse_param("email").is_err());
+        assert!(parse_param("=x").is_err());
+    }
+}

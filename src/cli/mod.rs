@@ -1,0 +1,354 @@
+//! The command line: flags ([`args`]) resolved into the jobs' plain options, the job run, and
+//! its metrics printed ([`print`]): a human summary on stderr, or JSON on stdout with
+//! `--format json`. stdout carries results only.
+//!
+//! A mistake in the flags that clap cannot see (a `--param` without `--name`, Parquet without
+//! `--out`) is a [`UsageError`], which `main` reports with exit status 2 like a parse error.
+
+pub mod args;
+pub mod print;
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+
+use anyhow::{Context, Result};
+use auditlake::Lake;
+use auditlake::generate::{FeedFormat, GenerateOptions};
+use auditlake::ingest::IngestOptions;
+use auditlake::query::named;
+use auditlake::query::search::SearchFilters;
+use auditlake::report::render::{self, Format};
+use auditlake::time::Window;
+use auditlake::{engine, maintain, report};
+
+use args::{Cli, Command, GenFormat, QueryArgs, ReportArgs, ReportFormat, ResultFormat, WindowArgs};
+
+/// Exit status when an ingest committed its good records but rejected some, or skipped inputs.
+pub const EXIT_REJECTED: u8 = 3;
+
+/// A mistake in how the command was called, found after parsing; exit status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
+
+fn window(args: &WindowArgs) -> Result<Window> {
+    Window::parse(args.since.as_deref(), args.until.as_deref(), chrono::Utc::now()).map_err(usage)
+}
+
+/// Runs the parsed command; returns the process exit status.
+pub async fn run(cli: Cli) -> Result<u8> {
+    let lake = Lake::open(&cli.lake)?;
+    let say = !cli.quiet;
+    match cli.command {
+        Command::Ingest(args) => {
+            let opts = IngestOptions {
+                inputs: args.inputs,
+                progress: say && std::io::stderr().is_terminal(),
+                batch_rows: args.batch_rows,
+                target_file_size: args.target_file_size,
+                max_entry_size: usize::try_from(args.max_entry_size).unwrap_or(usize::MAX),
+                follow_links: args.follow,
+            };
+            let metrics = auditlake::ingest::ingest(&lake, &opts).await.context("ingest failed")?;
+            args.summary.print(say, &metrics, |m| print::ingest(&lake, m))?;
+            Ok(if metrics.rejected > 0 || !metrics.skipped_inputs.is_empty() { EXIT_REJECTED } else { 0 })
+        }
+        Command::Query(args) => {
+            let limit = args.engine.timeout;
+            within(limit, query(&lake, args, say)).await
+        }
+        Command::Search(args) => within(args.engine.timeout, search(&lake, args, say)).await,
+        Command::Schema(args) => {
+            print::schema(args.format)?;
+            Ok(0)
+        }
+        Command::Stats(args) => {
+            let table = lake.existing().await?;
+            let stats = auditlake::lake::table_stats(&lake, &table).await?;
+            print::stats(&stats, args.format)?;
+            Ok(0)
+        }
+        Command::Compact(args) => {
+            let opts = maintain::CompactOptions {
+                target_size: args.target_size,
+                window: window(&args.window)?,
+                dry_run: args.dry_run,
+            };
+            let spinner = print::Spinner::start(say, "compacting");
+            let m = maintain::compact(&lake, &opts).await.context("compaction failed")?;
+            spinner.stop();
+            args.summary.print(say, &m, print::compact)?;
+            Ok(0)
+        }
+        Command::Retention(args) => {
+            let opts = maintain::RetentionOptions {
+                keep: args.keep,
+                dry_run: args.dry_run,
+                force: args.force,
+                today: maintain::today(),
+            };
+            let spinner = print::Spinner::start(say, "applying retention");
+            let m = maintain::retention(&lake, &opts).await.context("retention failed")?;
+            spinner.stop();
+            args.summary.print(say, &m, print::retention)?;
+            Ok(0)
+        }
+        Command::Vacuum(args) => {
+            let opts = maintain::VacuumOptions { older_than: args.older_than, dry_run: args.dry_run, force: args.force };
+            let spinner = print::Spinner::start(say, "vacuuming");
+            let m = maintain::vacuum(&lake, &opts).await.context("vacuum failed")?;
+            spinner.stop();
+            args.summary.print(say, &m, print::vacuum)?;
+            Ok(0)
+        }
+        Command::History(args) => {
+            let entries = maintain::history(&lake, args.limit).await?;
+            print::history(&entries, args.format)?;
+            Ok(0)
+        }
+        Command::Report(args) => {
+            let limit = args.engine.timeout;
+            within(limit, report(&lake, args, say)).await
+        }
+        #[cfg(feature = "cluster")]
+        Command::Cluster(args) => {
+            let vcores = args.vcores.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            let addr = engine::cluster::start_standalone(vcores, engine::session_config()?).await?;
+            println!("df://localhost:{}", addr.port());
+            std::io::stdout().flush()?;
+            if say {
+                eprintln!("Ballista scheduler on {addr} with one executor of {vcores} task slots; Ctrl-C stops them");
+            }
+            tokio::signal::ctrl_c().await?;
+            Ok(0)
+        }
+        Command::Generate(args) => {
+            if !(0.0..=1.0).contains(&args.duplicates) {
+                return Err(usage(format!("invalid --duplicates {}: expected a fraction from 0 to 1", args.duplicates)));
+            }
+            let opts = GenerateOptions {
+                events: args.events,
+                days: args.days,
+                workspaces: args.workspaces,
+                start: args.start,
+                seed: args.seed,
+                format: match args.format {
+                    GenFormat::Ndjson => FeedFormat::Ndjson,
+                    GenFormat::Json => FeedFormat::JsonArray,
+                    GenFormat::Pages => FeedFormat::Pages,
+                },
+                duplicate_rate: args.duplicates,
+            };
+            let written = match &args.out {
+                Some(path) => {
+                    let file =
+                        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+                    auditlake::generate::generate(&opts, &mut std::io::BufWriter::with_capacity(1 << 20, file))?
+                }
+                None => auditlake::generate::generate(
+                    &opts,
+                    &mut std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock()),
+                )?,
+            };
+            if say {
+                eprintln!("generated {written} entries ({} distinct events over {} days)", args.events, args.days);
+            }
+            Ok(0)
+        }
+    }
+}
+
+async fn search(lake: &Lake, args: args::SearchArgs, say: bool) -> Result<u8> {
+    check_output(args.output.format, args.output.out.is_some())?;
+    let filters = SearchFilters {
+        actions: args.action,
+        emails: args.email,
+        actors: args.actor,
+        actor_types: args.actor_type,
+        tags: args.tag,
+        scenarios: args.scenario,
+        ips: args.ip,
+        ids: args.id,
+        resources: args.resource,
+        workspaces: args.workspace,
+        text: args.text,
+        limit: (args.limit > 0).then_some(args.limit),
+        ascending: args.oldest_first,
+        all_columns: args.all_columns,
+    };
+    let session =
+        engine::open(&lake, &window(&args.window)?, args.output.as_of_version, &args.engine.engine()).await?;
+    let df = auditlake::query::search::search(&session, &filters).await.context("search failed")?;
+    let rows = auditlake::query::output::write(df, args.output.format.into(), args.output.out.as_deref())
+        .await
+        .context("search failed")?;
+    if say {
+        let reached = Some(rows as usize) == filters.limit;
+        eprintln!("{rows} events{}", if reached { " (limit reached; --limit 0 for all)" } else { "" });
+    }
+    Ok(0)
+}
+
+/// Runs `work`, giving up after `limit` (`--timeout`); dropping the work cancels its query.
+async fn within(limit: Option<chrono::Duration>, work: impl Future<Output = Result<u8>>) -> Result<u8> {
+    let Some(limit) = limit else { return work.await };
+    let wait = limit.to_std().map_err(|_| usage("--timeout must be positive"))?;
+    match tokio::time::timeout(wait, work).await {
+        Ok(result) => result,
+        Err(_) => anyhow::bail!("gave up after --timeout {}s; nothing was written to the lake", limit.num_seconds()),
+    }
+}
+
+/// Parquet is binary: it goes to a file, never to a terminal or a pipe by accident.
+fn check_output(format: ResultFormat, has_out: bool) -> Result<()> {
+    if format == ResultFormat::Parquet && !has_out {
+        return Err(usage("--format parquet needs --out FILE (Parquet is binary)"));
+    }
+    Ok(())
+}
+
+async fn query(lake: &Lake, args: QueryArgs, say: bool) -> Result<u8> {
+    if args.list {
+        print::named_queries(named::catalog(args.queries.as_deref())?.values())?;
+        return Ok(0);
+    }
+    check_output(args.output.format, args.output.out.is_some())?;
+    if args.sql.is_some() && !args.params.is_empty() {
+        return Err(usage("--param applies to named queries (--name)"));
+    }
+    // A name or its parameters that are wrong are found before the lake is opened.
+    let named = match &args.name {
+        Some(name) => {
+            let q = named::find(name, args.queries.as_deref())?;
+            let given: HashMap<String, String> = args.params.iter().cloned().collect();
+            let params = q.param_values(&given)?;
+            Some((q, params))
+        }
+        None => None,
+    };
+    let session =
+        engine::open(lake, &window(&args.window)?, args.output.as_of_version, &args.engine.engine()).await?;
+    if session.version.is_none() && say {
+        eprintln!(
+            "note: no table at {} yet; the result is empty (run `auditlake ingest` first)",
+            lake.display_path(auditlake::schema::TABLE_NAME)
+        );
+    }
+    let df = match (&args.sql, named) {
+        (Some(sql), _) => engine::sql(&session, sql).await.context("query failed")?,
+        (None, Some((q, params))) => {
+            let df = engine::sql(&session, &q.sql)
+                .await
+                .with_context(|| format!("named query '{}' ({}) failed", q.name, q.origin))?;
+            match params {
+                Some(p) => df.with_param_values(p)?,
+                None => df,
+            }
+        }
+        (None, None) => return Err(usage("give SQL, --name NAME or --list")),
+    };
+    let rows = auditlake::query::output::write(df, args.output.format.into(), args.output.out.as_deref())
+        .await
+        .context("query failed")?;
+    if let (true, Some(out)) = (say, &args.output.out) {
+        eprintln!("wrote {rows} rows to {}", out.display());
+    }
+    Ok(0)
+}
+
+async fn report(lake: &Lake, args: ReportArgs, say: bool) -> Result<u8> {
+    if args.list {
+        print::report_sections(&report::catalog::sections(args.queries.as_deref())?)?;
+        return Ok(0);
+    }
+    let (Some(from), Some(to)) = (args.from, args.to) else { return Err(usage("--from and --to are required")) };
+    let format = match (args.format, &args.out) {
+        (Some(f), _) => f,
+        (None, Some(out)) => match out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+            Some("html" | "htm") => ReportFormat::Html,
+            Some("json") => ReportFormat::Json,
+            Some(_) => ReportFormat::Md,
+            // A path without an extension is taken as the CSV folder.
+            None => ReportFormat::Csv,
+        },
+        (None, None) => ReportFormat::Md,
+    };
+    let format = match format {
+        ReportFormat::Html => Format::Html,
+        ReportFormat::Md => Format::Markdown,
+        ReportFormat::Json => Format::Json,
+        ReportFormat::Csv => Format::Csv,
+    };
+    if format == Format::Csv && args.out.is_none() {
+        return Err(usage("--format csv writes one file per table: give a folder with --out DIR"));
+    }
+    let opts = report::ReportOptions {
+        from,
+        to,
+        tz: args.tz,
+        business_hours: args.business_hours,
+        workspaces: args.workspace,
+        sections: args.section,
+        as_of_version: args.as_of_version,
+        burst_failures: args.burst_failures,
+        burst_minutes: args.burst_minutes,
+        gap_hours: args.gap_hours,
+        queries_dir: args.queries,
+        generated_at: generation_time()?,
+        engine: args.engine.engine(),
+    };
+    let started = std::time::Instant::now();
+    let spinner = print::Spinner::start(say, "building the report");
+    let report = report::build(lake, &opts).await.context("report failed")?;
+    spinner.stop();
+    let body = match format {
+        Format::Html => Some(render::html::render(&report)),
+        Format::Markdown => Some(render::markdown::render(&report)),
+        Format::Json => Some(render::json(&report)),
+        Format::Csv => None,
+    };
+    let target = match (&body, &args.out) {
+        (Some(body), Some(path)) => {
+            std::fs::write(path, body).with_context(|| format!("cannot write the report to {}", path.display()))?;
+            path.display().to_string()
+        }
+        (Some(body), None) => {
+            std::io::stdout().lock().write_all(body.as_bytes())?;
+            "stdout".to_string()
+        }
+        (None, Some(dir)) => {
+            let files = render::csv::write(&report, dir)?;
+            format!("{} ({} files)", dir.display(), files.len())
+        }
+        (None, None) => unreachable!("checked above: csv needs --out"),
+    };
+    if say {
+        let tables: usize = report.sections.iter().map(|s| s.tables.len()).sum();
+        eprintln!(
+            "report: {} events, {} section{}, {tables} tables from table version {} in {:.2} s, {} to {target}",
+            report.header.events,
+            report.sections.len(),
+            if report.sections.len() == 1 { "" } else { "s" },
+            report.header.table_version.map_or("none".to_string(), |v| v.to_string()),
+            started.elapsed().as_secs_f64(),
+            format.name()
+        );
+    }
+    Ok(0)
+}
+
+/// Now, or `SOURCE_DATE_EPOCH` (seconds) when set, so a rerun can reproduce a report exactly.
+fn generation_time() -> Result<chrono::DateTime<chrono::Utc>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(s) => {
+            let secs: i64 = s.trim().parse().map_err(|_| usage(format!("invalid SOURCE_DATE_EPOCH '{s}': expected seconds")))?;
+            chrono::DateTime::from_timestamp(secs, 0)
+                .ok_or_else(|| usage(format!("SOURCE_DATE_EPOCH '{s}' is out of range")))
+        }
+        Err(_) => Ok(chrono::Utc::now()),
+    }
+}

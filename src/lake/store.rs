@@ -1,0 +1,98 @@
+//! From a lake URL to an object store: which schemes this build can open, where their settings
+//! and credentials come from (the environment, as each cloud's SDKs read it), and how transient
+//! failures are retried. The one place that builds a store, for the lake and for inputs alike.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use deltalake::ObjectStore;
+use object_store::memory::InMemory;
+use url::Url;
+
+/// Transient store errors (timeouts, 5xx, throttling) are retried with exponential backoff,
+/// for up to three minutes, before an operation fails.
+fn retry_config() -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        max_retries: 10,
+        retry_timeout: std::time::Duration::from_secs(180),
+        ..Default::default()
+    }
+}
+
+/// URL schemes of object stores this build can use, for messages.
+pub fn cloud_schemes() -> Vec<&'static str> {
+    let mut schemes = vec!["s3://"];
+    if cfg!(feature = "gcs") {
+        schemes.push("gs://");
+    }
+    if cfg!(feature = "azure") {
+        schemes.push("az://");
+    }
+    schemes
+}
+
+/// The object store for a cloud URL's bucket or container, configured from the environment.
+/// Errors name the scheme when this build lacks it (gs:// and az:// are cargo features).
+pub fn cloud_store(url: &Url) -> std::result::Result<Arc<dyn ObjectStore>, String> {
+    match url.scheme() {
+        "s3" | "s3a" => s3_store(url).map_err(|e| e.to_string()),
+        #[cfg(feature = "gcs")]
+        "gs" => {
+            static HANDLERS: std::sync::Once = std::sync::Once::new();
+            HANDLERS.call_once(|| deltalake::gcp::register_handlers(None));
+            let store = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                .with_bucket_name(url.host_str().unwrap_or_default())
+                .with_retry(retry_config())
+                .build()
+                .map_err(|e| e.to_string())?;
+            Ok(Arc::new(store))
+        }
+        #[cfg(feature = "azure")]
+        "az" | "abfs" | "abfss" | "azure" => {
+            static HANDLERS: std::sync::Once = std::sync::Once::new();
+            HANDLERS.call_once(|| deltalake::azure::register_handlers(None));
+            let store = object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_url(url.as_str())
+                .with_retry(retry_config())
+                .build()
+                .map_err(|e| e.to_string())?;
+            Ok(Arc::new(store))
+        }
+        #[cfg(not(feature = "gcs"))]
+        "gs" => Err("gs:// needs a build with `--features gcs`".to_string()),
+        #[cfg(not(feature = "azure"))]
+        "az" | "abfs" | "abfss" | "azure" => Err(format!("{}:// needs a build with `--features azure`", url.scheme())),
+        other => Err(format!(
+            "the '{other}' scheme is not supported; use a path, file://, {}, or memory://",
+            cloud_schemes().join(", ")
+        )),
+    }
+}
+
+/// An S3 store for the URL's bucket, configured from the environment (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`, `AWS_ENDPOINT_URL`,
+/// `AWS_ALLOW_HTTP`, ...; instance and container credentials when no keys are set).
+/// Transient errors (timeouts, 5xx, throttling) are retried with exponential backoff for up to
+/// three minutes before an operation fails. Commits rely on S3 conditional puts
+/// (`If-None-Match`), which AWS S3 and most S3-compatible stores honour: no lock table needed.
+pub fn s3_store(url: &Url) -> std::result::Result<Arc<dyn ObjectStore>, object_store::Error> {
+    static HANDLERS: std::sync::Once = std::sync::Once::new();
+    // delta-rs picks its S3 log store (conditional-put commits) by URL scheme.
+    HANDLERS.call_once(|| deltalake::aws::register_handlers(None));
+    let bucket = url.host_str().unwrap_or_default();
+    let mut builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+    // object_store reads AWS_ENDPOINT; the AWS SDKs' name for it is AWS_ENDPOINT_URL.
+    if std::env::var_os("AWS_ENDPOINT").is_none()
+        && let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL")
+    {
+        builder = builder.with_endpoint(endpoint);
+    }
+    Ok(Arc::new(builder.with_retry(retry_config()).build()?))
+}
+
+/// `memory://NAME` lakes of this process, so that two opens of one name share their contents.
+pub(super) fn memory_stores() -> &'static Mutex<HashMap<String, Arc<InMemory>>> {
+    static STORES: OnceLock<Mutex<HashMap<String, Arc<InMemory>>>> = OnceLock::new();
+    STORES.get_or_init(Default::default)
+}
+
