@@ -51,6 +51,10 @@ pub enum Error {
     )]
     ReadOnly { statement: String },
 
+    /// The SQL nests expressions deeper than auditlake plans.
+    #[error("the SQL nests expressions more than {limit} deep; write long chains as IN (...) or split the query")]
+    TooDeep { limit: usize },
+
     /// More or fewer than one SQL statement was given.
     #[error("expected exactly one SQL statement, found {found}")]
     StatementCount { found: usize },

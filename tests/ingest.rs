@@ -250,8 +250,13 @@ async fn huge_single_line_is_ingested_whole(lake: Lake) {
     writeln!(f, r#"{{"id":"big","timestamp":"2026-09-01T00:00:00Z","action":"Workflow updated","extra_data":{{"blob":"{blob}"}}}}"#).unwrap();
     writeln!(f, r#"{{"id":"small","timestamp":"2026-09-01T00:00:01Z","action":"Workflow updated"}}"#).unwrap();
     drop(f);
+    // Past the default --max-entry-size, the entry is quarantined (its head and size kept) ...
     let m = ingest(&lake, &opts(&[&p])).await.unwrap();
-    assert_eq!(m.ingested, 2);
+    assert_eq!((m.ingested, m.rejected), (1, 1));
+    // ... and with a limit above it, ingested whole.
+    let roomy = IngestOptions { max_entry_size: 32 << 20, ..opts(&[&p]) };
+    let m = ingest(&lake, &roomy).await.unwrap();
+    assert_eq!((m.ingested, m.duplicates), (1, 1));
     let got = rows(&lake, "SELECT id, length(extra_data) FROM audit_log ORDER BY id").await;
     assert_eq!(got[0], vec!["big".to_string(), (blob.len() + 11).to_string()]);
 }

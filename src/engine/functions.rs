@@ -17,6 +17,7 @@ use datafusion::logical_expr::{
     Volatility, when,
 };
 use datafusion::prelude::{Expr, SessionContext, lit};
+use datafusion::scalar::ScalarValue;
 
 /// How an action is recognised: the whole text, or how it starts.
 #[derive(Debug, Clone, Copy)]
@@ -33,11 +34,13 @@ impl ActionMatch {
         }
     }
 
-    fn expr(self, action: Expr) -> Expr {
+    /// The test as SQL, with literals of the argument's string type (`text`): the rewrite runs
+    /// after type coercion, so nothing would cast them.
+    fn expr(self, action: Expr, text: fn(String) -> ScalarValue) -> Expr {
         match self {
-            ActionMatch::Exact(a) => action.eq(lit(a)),
+            ActionMatch::Exact(a) => action.eq(lit(text(a.to_string()))),
             // No prefix holds `%` or `_`, so LIKE matches it literally.
-            ActionMatch::Prefix(p) => action.like(lit(format!("{p}%"))),
+            ActionMatch::Prefix(p) => action.like(lit(text(format!("{p}%")))),
         }
     }
 }
@@ -150,9 +153,16 @@ impl ScalarUDFImpl for ActionFamily {
         Ok(ColumnarValue::Array(Arc::new(families)))
     }
 
-    fn simplify(&self, args: Vec<Expr>, _info: &SimplifyContext) -> Result<ExprSimplifyResult> {
+    fn simplify(&self, args: Vec<Expr>, info: &SimplifyContext) -> Result<ExprSimplifyResult> {
+        let text: fn(String) -> ScalarValue = match info.get_data_type(&args[0]) {
+            Ok(DataType::Utf8View) => ScalarValue::new_utf8view,
+            Ok(DataType::LargeUtf8) => |s| ScalarValue::LargeUtf8(Some(s)),
+            Ok(DataType::Utf8) => ScalarValue::new_utf8,
+            // NULL, or a type not known here: evaluated row by row instead.
+            _ => return Ok(ExprSimplifyResult::Original(args)),
+        };
         let action = args.into_iter().next().expect("one argument, checked by the signature");
-        Ok(ExprSimplifyResult::Simplified(case_expr(action)?))
+        Ok(ExprSimplifyResult::Simplified(case_expr(action, text)?))
     }
 
     fn documentation(&self) -> Option<&Documentation> {
@@ -161,9 +171,9 @@ impl ScalarUDFImpl for ActionFamily {
 }
 
 /// `CASE WHEN action = 'User login failed' THEN 'SSO' WHEN action LIKE 'User %' ... ELSE 'Other' END`.
-fn case_expr(action: Expr) -> Result<Expr> {
+fn case_expr(action: Expr, text: fn(String) -> ScalarValue) -> Result<Expr> {
     let rule = |rules: &[ActionMatch]| {
-        rules.iter().map(|r| r.expr(action.clone())).reduce(Expr::or).expect("every family has a rule")
+        rules.iter().map(|r| r.expr(action.clone(), text)).reduce(Expr::or).expect("every family has a rule")
     };
     let (first, rest) = FAMILIES.split_first().expect("families");
     let mut case = when(rule(first.1), lit(first.0));

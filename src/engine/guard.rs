@@ -5,16 +5,29 @@
 //! part of it writes: not `SELECT ... INTO`, not a CTE or set operation whose body is an
 //! `INSERT`, `UPDATE`, `DELETE` or `MERGE`.
 
+use std::ops::ControlFlow;
+
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
-use datafusion::sql::sqlparser::ast::{Query, SetExpr, Statement};
+use datafusion::sql::sqlparser::ast::{Expr, Query, SetExpr, Statement, Visit, Visitor};
 
 use crate::error::{Error, Result};
 
-/// Refuses anything but a single read-only statement.
+/// How deep expressions may nest. Planning costs grow with the square of the depth (each level
+/// names its whole subtree): 1,000 plans in a fraction of a second, 20,000 would take many
+/// minutes, and deeper still would exhaust the stack.
+pub const MAX_EXPRESSION_DEPTH: usize = 1_000;
+
+/// Refuses anything but a single read-only statement, and expressions nested too deep to plan.
 pub fn check_read_only(sql: &str) -> Result<()> {
     let statements = DFParser::parse_sql(sql)?;
     if statements.len() != 1 {
         return Err(Error::StatementCount { found: statements.len() });
+    }
+    if let DfStatement::Statement(s) = &statements[0] {
+        let mut depth = Depth { current: 0 };
+        if s.visit(&mut depth).is_break() {
+            return Err(Error::TooDeep { limit: MAX_EXPRESSION_DEPTH });
+        }
     }
     let refused = |what: String| Err(Error::ReadOnly { statement: what });
     match &statements[0] {
@@ -26,6 +39,25 @@ pub fn check_read_only(sql: &str) -> Result<()> {
         DfStatement::CreateExternalTable(_) => refused("CREATE EXTERNAL TABLE".into()),
         DfStatement::CopyTo(_) => refused("COPY".into()),
         DfStatement::Reset(_) => refused("RESET".into()),
+    }
+}
+
+/// Tracks expression nesting; stops the walk past the limit.
+struct Depth {
+    current: usize,
+}
+
+impl Visitor for Depth {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, _expr: &Expr) -> ControlFlow<()> {
+        self.current += 1;
+        if self.current > MAX_EXPRESSION_DEPTH { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    }
+
+    fn post_visit_expr(&mut self, _expr: &Expr) -> ControlFlow<()> {
+        self.current -= 1;
+        ControlFlow::Continue(())
     }
 }
 
@@ -116,6 +148,22 @@ mod tests {
             }
             assert!(err.to_string().contains("read-only"));
         }
+    }
+
+    #[test]
+    fn expressions_nested_too_deep_are_refused_before_planning() {
+        // Regression (issue 19): a deep expression overflowed the stack, or planned for minutes.
+        // Dropping a 30,000-deep tree recurses: run with the stack the binary gives its threads.
+        let deep = format!("SELECT {} AS n", vec!["1"; 30_000].join(" + "));
+        let refused = std::thread::Builder::new()
+            .stack_size(256 << 20)
+            .spawn(move || matches!(check_read_only(&deep), Err(Error::TooDeep { .. })))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(refused);
+        let fine = format!("SELECT {} AS n", vec!["1"; 500].join(" + "));
+        check_read_only(&fine).unwrap();
     }
 
     #[test]

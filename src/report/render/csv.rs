@@ -104,7 +104,7 @@ mod tests {
         assert_eq!(t("-2+3"), "'-2+3");
         assert_eq!(t("@SUM(A1)"), "'@SUM(A1)");
         assert_eq!(t("  =1+1"), "'  =1+1");
-        assert_eq!(t("\t=1"), "'\t=1");
+        assert_eq!(t("\t=1"), "\"'\t=1\"");
         assert_eq!(t("＝1+1"), "'＝1+1");
         assert_eq!(t("dana@acme.example"), "dana@acme.example");
         assert_eq!(t("a,b"), "\"a,b\"");
