@@ -57,6 +57,7 @@ pub mod report;
 pub mod schema;
 pub mod text;
 pub mod time;
+pub mod units;
 
 pub use error::{Error, Result};
 pub use lake::Lake;

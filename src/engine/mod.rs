@@ -84,8 +84,9 @@ pub fn memory_limit() -> Result<usize> {
     const VAR: &str = "AUDITLAKE_MEMORY_LIMIT";
     if let Some(value) = std::env::var_os(VAR) {
         let value = value.to_string_lossy().into_owned();
-        return parse_bytes(&value)
-            .ok_or_else(|| Error::Setting { name: VAR.into(), value, reason: "expected a size such as 2GiB or 512MiB".into() });
+        return crate::units::parse_size(&value)
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+            .map_err(|reason| Error::Setting { name: VAR.into(), value, reason });
     }
     Ok(physical_memory().map_or(4 << 30, |m| m / 2))
 }
@@ -101,25 +102,6 @@ fn physical_memory() -> Option<usize> {
     {
         None
     }
-}
-
-/// `512MiB`, `2GiB`, `1GB`, `1048576`.
-fn parse_bytes(text: &str) -> Option<usize> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: usize = num.parse().ok()?;
-    let mult: usize = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kib" | "k" => 1 << 10,
-        "mib" | "m" => 1 << 20,
-        "gib" | "g" => 1 << 30,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        _ => return None,
-    };
-    n.checked_mul(mult)
 }
 
 /// Where a read runs.

@@ -8,13 +8,16 @@
 //!   -> row or rejection with a reason             normalise.rs
 //!   -> Arrow batches                              batch.rs
 //!   -> dedupe by id within the run                run.rs
-//!   -> one commit; rejects to _rejected/          quarantine.rs
+//!   -> Parquet files and one commit               crate::lake::write
+//!   -> rejects and skipped inputs to _rejected/   quarantine.rs
 //! ```
 //!
 //! Guarantees: the table moves from its previous version to the next in one commit, or not at
 //! all; an id already in the table (in the same UTC date partition) or earlier in the run is
 //! skipped, so re-ingesting any input changes no query result; a bad record is quarantined with
-//! its reason and never stops the good ones.
+//! its reason and never stops the good ones; an input that cannot be read (or only in part) is
+//! reported and skipped, never stopping the others; memory is bounded by `--max-entry-size`
+//! whatever the input's layout.
 
 pub mod batch;
 pub mod decode;

@@ -306,6 +306,9 @@ fn clip(text: &str) -> String {
 /// A JSON object's members in order, values unparsed.
 struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
 
+/// Keys checked for repeats by a scan; past this, by a hash index.
+const SCANNED_KEYS: usize = 32;
+
 #[derive(Deserialize)]
 struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
 
@@ -319,13 +322,27 @@ impl<'de> Deserialize<'de> for Members<'de> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut out: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::with_capacity(16);
+                // Torq entries have about fifteen keys, where a scan beats hashing; an entry with
+                // thousands (hostile, or a bug) gets an index, so a repeat check stays O(1).
+                let mut index: Option<std::collections::HashMap<Cow<'de, str>, usize>> = None;
                 while let Some(Key(k)) = map.next_key()? {
                     let v: &'de RawValue = map.next_value()?;
-                    // A repeated key: the last one wins, as in most JSON readers.
-                    if let Some(slot) = out.iter_mut().find(|(existing, _)| *existing == k) {
-                        slot.1 = v;
-                    } else {
-                        out.push((k, v));
+                    let found = match &index {
+                        Some(index) => index.get(&k).copied(),
+                        None => out.iter().position(|(existing, _)| *existing == k),
+                    };
+                    match found {
+                        // A repeated key: the last one wins, as in most JSON readers.
+                        Some(i) => out[i].1 = v,
+                        None => {
+                            if let Some(index) = index.as_mut() {
+                                index.insert(k.clone(), out.len());
+                            }
+                            out.push((k, v));
+                            if index.is_none() && out.len() > SCANNED_KEYS {
+                                index = Some(out.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect());
+                            }
+                        }
                     }
                 }
                 Ok(Members(out))
@@ -395,6 +412,21 @@ mod tests {
     fn timestamps_without_offset_are_rejected() {
         assert!(parse_timestamp("2026-09-01T01:30:00").is_none());
         assert!(parse_timestamp("yesterday").is_none());
+    }
+
+    #[test]
+    fn repeated_keys_in_a_wide_entry_keep_the_last_value() {
+        // Regression (issue 19): repeats were found by a scan per key, quadratic in the keys.
+        let mut text = String::from(r#"{"id":"first","timestamp":"2026-09-01T00:00:00Z""#);
+        for i in 0..20_000 {
+            text.push_str(&format!(r#","k{i}":{i}"#));
+        }
+        text.push_str(r#","id":"last","k7":"seven"}"#);
+        let row = normalise(text.as_bytes()).unwrap();
+        assert_eq!(row.id, "last");
+        let extra: serde_json::Value = serde_json::from_str(row.extra.as_deref().unwrap()).unwrap();
+        assert_eq!(extra.as_object().unwrap().len(), 20_000);
+        assert_eq!(extra["k7"], "seven");
     }
 
     #[test]

@@ -63,7 +63,9 @@ pub(crate) fn with_trailing_slash(mut url: Url) -> Url {
 }
 
 impl Lake {
-    /// Opens a lake location: a path (`./lake`, `/data/lake`), `file:///…`, or `memory://NAME`.
+    /// Opens a lake location: a path (`./lake`, `/data/lake`), `file:///…`, a cloud URL
+    /// (`s3://bucket/prefix`, and `gs://`, `az://` in builds with those features), or
+    /// `memory://NAME`.
     pub fn open(location: &str) -> Result<Lake> {
         let bad = |reason: String| Error::LakeLocation { location: location.to_string(), reason };
         if location.trim().is_empty() {
@@ -99,7 +101,8 @@ impl Lake {
     fn local(location: &str, path: PathBuf) -> Result<Lake> {
         let bad = |reason: String| Error::LakeLocation { location: location.to_string(), reason };
         let abs = std::path::absolute(&path).map_err(|e| bad(e.to_string()))?;
-        // `..` would reach outside the folder the user named, and object paths cannot hold it.
+        // Object paths cannot hold `..` (building one panicked): resolve it by the names, as
+        // `cd` does without following links.
         let abs: PathBuf = abs.components().fold(PathBuf::new(), |mut p, c| {
             match c {
                 std::path::Component::ParentDir => {

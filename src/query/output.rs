@@ -3,8 +3,8 @@
 //! Log values are attacker-controlled: the table shows control and bidi characters as escapes
 //! and CSV defuses formulas ([`crate::text`]); JSON, NDJSON and Parquet keep values exact.
 //!
-//! CSV, JSON, NDJSON and Parquet write batch by batch as DataFusion produces them; `table`
-//! (whose column widths depend on every row) is written when the last batch has arrived.
+//! Every format writes as DataFusion produces rows: CSV, JSON, NDJSON and Parquet batch by batch,
+//! `table` (whose column widths depend on the rows shown) in pages of 10,000 rows.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -135,6 +135,9 @@ fn map_text(batch: &RecordBatch, f: impl Fn(&str) -> std::borrow::Cow<'_, str> +
     Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
 }
 
+/// Rows in one page of the `table` format.
+const TABLE_PAGE_ROWS: usize = 10_000;
+
 /// Runs `df` and writes its rows in `format`; returns the row count.
 pub async fn write(df: DataFrame, format: OutputFormat, out: Option<&Path>) -> Result<u64> {
     let name = out.map_or("stdout".to_string(), |p| p.display().to_string());
@@ -148,16 +151,28 @@ pub async fn write(df: DataFrame, format: OutputFormat, out: Option<&Path>) -> R
     let mut rows = 0u64;
     match format {
         OutputFormat::Table => {
-            let mut batches: Vec<RecordBatch> = Vec::new();
+            // Column widths depend on the rows shown, so rows are shown in pages: a result of
+            // any size never sits in memory whole, and a small one is one table as before.
+            let mut page: Vec<RecordBatch> = Vec::new();
+            let mut page_rows = 0;
+            let mut pages = 0;
             while let Some(b) = stream.try_next().await? {
                 rows += b.num_rows() as u64;
-                batches.push(b);
+                page_rows += b.num_rows();
+                page.push(map_text(&b, text::visible)?);
+                if page_rows >= TABLE_PAGE_ROWS {
+                    writeln!(w, "{}", pretty_format_batches(&page)?).map_err(io_err)?;
+                    page.clear();
+                    page_rows = 0;
+                    pages += 1;
+                }
             }
-            if batches.is_empty() {
-                batches.push(RecordBatch::new_empty(schema));
+            if pages == 0 && page.is_empty() {
+                page.push(RecordBatch::new_empty(schema));
             }
-            let shown = batches.iter().map(|b| map_text(b, text::visible)).collect::<Result<Vec<_>>>()?;
-            writeln!(w, "{}", pretty_format_batches(&shown)?).map_err(io_err)?;
+            if !page.is_empty() {
+                writeln!(w, "{}", pretty_format_batches(&page)?).map_err(io_err)?;
+            }
         }
         OutputFormat::Json => {
             let mut jw = ArrayWriter::new(&mut w);

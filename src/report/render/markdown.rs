@@ -1,6 +1,8 @@
 //! Markdown (GitHub-flavoured): renders on a code host. Log values are escaped so that they stay
 //! text: Markdown punctuation gets a backslash, `<`, `>` and `&` become entities (code hosts pass
-//! some inline HTML through), and line breaks inside a cell become spaces.
+//! some inline HTML through), line breaks inside a cell become spaces, control and bidi
+//! characters are shown as escapes ([`crate::text::visible`]), and a bare URL is broken up
+//! (`https\://`, `www\.`) so that it is not turned into a link.
 
 use std::fmt::Write as _;
 
@@ -9,13 +11,18 @@ use crate::report::{Report, Table, Value};
 
 /// Escapes text for a Markdown paragraph or table cell.
 pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
+    let flat = s.replace(['\n', '\r'], " ");
+    let shown = crate::text::visible(&flat);
+    let mut out = String::with_capacity(shown.len());
+    for (i, ch) in shown.char_indices() {
+        let rest = &shown[i..];
         match ch {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '&' => out.push_str("&amp;"),
-            '\n' | '\r' => out.push(' '),
+            // GitHub links bare URLs (`scheme://`, `www.`); an escaped character breaks the match.
+            ':' if rest.starts_with("://") => out.push_str("\\:"),
+            '.' if i >= 3 && shown.as_bytes()[i - 3..i].eq_ignore_ascii_case(b"www") => out.push_str("\\."),
             // Inline syntax only: values sit in table cells and paragraphs, never at a block's start.
             // With `[` and `]` escaped, `(` and `!` cannot form a link or an image.
             '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '~' | '$' => {
@@ -99,5 +106,9 @@ mod tests {
         assert_eq!(escape("[x](javascript:y)"), "\\[x\\](javascript:y)");
         assert_eq!(escape("2026-09-01T08:00:00Z dana@acme.example"), "2026-09-01T08:00:00Z dana@acme.example");
         assert_eq!(escape("**bold** `code`"), "\\*\\*bold\\*\\* \\`code\\`");
+        // Regression (issue 19): bare URLs were linked and bidi overrides passed through.
+        assert_eq!(escape("see https://evil.example/x"), "see https\\://evil.example/x");
+        assert_eq!(escape("www.evil.example"), "www\\.evil.example");
+        assert_eq!(escape("a\u{202E}b"), "a\\\\u{202e}b");
     }
 }
