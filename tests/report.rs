@@ -267,7 +267,7 @@ fn hostile_values_stay_text_in_every_format() {
     let md = report(&lake, &[&period[..], &["--format", "md"]].concat());
     assert!(!md.contains("<script") && !md.contains("<img"));
     assert!(md.contains(
-        "&lt;img src=x onerror=\"document.title='PWNED'\"&gt; \\| \\*\\*bold\\*\\* \\[x\\](http://evil.example)"
+        "&lt;img src=x onerror=\"document.title='PWNED'\"&gt; \\| \\*\\*bold\\*\\* \\[x\\](http\\://evil.example)"
     ));
 
     let out = dir.path().join("csv");
