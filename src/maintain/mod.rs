@@ -97,7 +97,7 @@ pub async fn compact(lake: &Lake, opts: &CompactOptions) -> Result<CompactMetric
         .build_arc()
         .map_err(Error::from)?;
     // One partition: one sort that spills, instead of one per core merged by an operator that
-    // cannot spill (with two, a 10M-event lake failed at this budget: measured).
+    // cannot spill (with two and a 128 MiB budget, compacting a 10M-event lake failed: measured).
     let ctx = SessionContext::new_with_config_rt(SessionConfig::new().with_target_partitions(1), runtime);
     lake.register_store(&table, &ctx)?;
     let provider = table.table_provider().await?;
