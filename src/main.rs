@@ -14,9 +14,11 @@ const THREAD_STACK_BYTES: usize = 256 << 20;
 
 fn main() -> ExitCode {
     let cli = cli::args::Cli::parse();
-    if matches!(cli.command, cli::args::Command::Query(_) | cli::args::Command::Search(_) | cli::args::Command::Report(_))
-    {
-        keep_freed_memory();
+    use cli::args::Command;
+    match cli.command {
+        Command::Query(_) | Command::Search(_) | Command::Report(_) => keep_freed_memory(),
+        Command::Compact(_) => return_large_buffers(),
+        _ => {}
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -130,6 +132,18 @@ fn keep_freed_memory() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+    }
+}
+
+/// Compaction decodes, sorts and encodes a day in buffers of a few MiB. With glibc's default the
+/// mmap threshold rises as such buffers are freed, so later ones come from the heap and stay
+/// there: compacting a 10M-event lake peaked at 590-670 MiB. Buffers from 1 MiB up always mapped
+/// and unmapped on free: 444 MiB, 9% slower (measured; a 128 KiB threshold gave 383 MiB, 52% slower).
+fn return_large_buffers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; called before any work starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }
 

@@ -32,6 +32,10 @@ pub struct RawRecord<'a> {
     /// [`KEEP_OF_OVERSIZED`] bytes, and `size` its whole size.
     pub oversized: bool,
     pub size: u64,
+    /// Set on an empty record that reports an object read as an API page although it named
+    /// `id` or `timestamp` after its `audit_logs` array: its elements were taken as entries,
+    /// and the object's own fields were not kept (holding them would mean holding the page).
+    pub misread_page: bool,
 }
 
 /// What is kept of an entry over the size limit, for the quarantine.
@@ -278,9 +282,23 @@ fn one_line(
         scanner.finish(emit)
     } else if text.len() > max_entry {
         let keep = KEEP_OF_OVERSIZED.min(max_entry).min(text.len());
-        emit(RawRecord { text: &text[..keep], line: line_no, truncated: false, oversized: true, size: text.len() as u64 })
+        emit(RawRecord {
+            text: &text[..keep],
+            line: line_no,
+            truncated: false,
+            oversized: true,
+            size: text.len() as u64,
+            misread_page: false,
+        })
     } else {
-        emit(RawRecord { text, line: line_no, truncated: false, oversized: false, size: text.len() as u64 })
+        emit(RawRecord {
+            text,
+            line: line_no,
+            truncated: false,
+            oversized: false,
+            size: text.len() as u64,
+            misread_page: false,
+        })
     }
 }
 
@@ -374,7 +392,8 @@ impl Scanner {
             let text = trim(&rec.text);
             if !text.is_empty() {
                 let size = if rec.oversized { rec.size } else { text.len() as u64 };
-                emit(RawRecord { text, line: rec.line, truncated: rec.truncated, oversized: rec.oversized, size })?;
+                let (truncated, oversized) = (rec.truncated, rec.oversized);
+                emit(RawRecord { text, line: rec.line, truncated, oversized, size, misread_page: false })?;
             }
         }
         Ok(())
@@ -559,9 +578,14 @@ impl Scanner {
             b'}' | b']' => {
                 self.close();
                 if self.depth() == 0 {
+                    let misread_page = self.record_depth == SKIP && self.entry_keys_seen;
                     self.top_level_value_closed();
                     // A top-level entry is complete (nothing is collected after a page).
                     self.end_record(emit)?;
+                    if misread_page {
+                        let line = self.line;
+                        emit(RawRecord { text: b"", line, truncated: false, oversized: false, size: 0, misread_page })?;
+                    }
                 }
             }
             b',' if depth == 1 && self.stack[0] == Container::Object => self.expect_key = true,
@@ -778,6 +802,21 @@ mod tests {
         let entry = r#"{"id":"a","timestamp":"2026-09-01T00:00:00Z","audit_logs":[{"id":"inner"}]}"#;
         assert_eq!(texts(&format!("{entry}\n")), vec![entry]);
         assert_eq!(texts(&format!("[{entry}]")), vec![entry]);
+    }
+
+    #[test]
+    fn a_page_that_names_an_id_after_its_array_is_reported() {
+        let input = r#"{"audit_logs":[{"id":"inner"}],"id":"outer","timestamp":"2026-09-01T00:00:00Z"}"#;
+        let mut got = Vec::new();
+        split_records(input.as_bytes(), usize::MAX, |r| {
+            got.push((String::from_utf8(r.text.to_vec()).unwrap(), r.misread_page));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(got, vec![(r#"{"id":"inner"}"#.to_string(), false), (String::new(), true)]);
+        // A real page, with its token after the array, is not reported.
+        let page = r#"{"audit_logs":[{"id":"a"}],"next_page_token":""}"#;
+        assert_eq!(texts(page), vec![r#"{"id":"a"}"#]);
     }
 
     #[test]

@@ -332,6 +332,8 @@ enum Cut {
     Truncated,
     /// Over the size limit: only its head is kept; the entry's size in bytes.
     Oversized(u64),
+    /// No entry: an object read as an API page named `id` or `timestamp` after its array.
+    MisreadPage,
 }
 
 /// The reader thread: delimits every entry of every input and hands them out in chunks. An input
@@ -370,10 +372,11 @@ fn read_inputs(
         let result = split_records(reader, max_entry, |rec| {
             let start = chunk.text.len();
             chunk.text.extend_from_slice(rec.text);
-            let cut = match (rec.truncated, rec.oversized) {
-                (_, true) => Cut::Oversized(rec.size),
-                (true, false) => Cut::Truncated,
-                (false, false) => Cut::Whole,
+            let cut = match (rec.truncated, rec.oversized, rec.misread_page) {
+                (_, _, true) => Cut::MisreadPage,
+                (_, true, _) => Cut::Oversized(rec.size),
+                (true, false, _) => Cut::Truncated,
+                (false, false, _) => Cut::Whole,
             };
             chunk.records.push((start..chunk.text.len(), rec.line, cut));
             entries += 1;
@@ -443,6 +446,12 @@ fn normalise_chunks(
                     "entry of {size} bytes is over --max-entry-size; its first {} bytes are kept here",
                     text.len()
                 ))),
+                Cut::MisreadPage => Err(normalise::Rejection(
+                    "the object ending here was read as an API page (its `audit_logs` elements were taken as \
+                     entries), but it names `id` or `timestamp` after that array: it may have been an entry \
+                     itself; its own fields were not kept"
+                        .into(),
+                )),
             };
             let row = match entry {
                 Err(reason) => Err(reason),
