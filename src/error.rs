@@ -131,6 +131,18 @@ pub enum Error {
     #[error("another ingest committed some of the same events first; nothing was committed, rerun to finish")]
     ConcurrentOverlap,
 
+    /// Torq's API failed, or answered what auditlake cannot use, after the retries allowed.
+    #[error("Torq API {url}: {reason}")]
+    Api { url: String, reason: String },
+
+    /// Torq's API refused the credentials or the token.
+    #[error("Torq API {url}: {reason}")]
+    ApiAuth { url: String, reason: String },
+
+    /// `pull` has no credentials to use.
+    #[error("{0}")]
+    Credentials(String),
+
     /// `retention --keep` below the minimum without `--force`.
     #[error(
         "refusing to keep only {days} days: the minimum is {minimum} days (PCI DSS 10.5.1 asks for 12 months); add --force if you mean it"
@@ -181,6 +193,7 @@ impl Error {
                 | Error::VacuumTooSoon { .. }
                 | Error::ClusterUrl { .. }
                 | Error::ClusterNotBuilt
+                | Error::Credentials(_)
         )
     }
 }

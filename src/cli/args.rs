@@ -13,7 +13,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "auditlake", version, propagate_version = true, max_term_width = 100)]
 #[command(after_help = "Exit status: 0 success; 1 failure; 2 usage error; \
-3 ingest committed its good records but rejected some or skipped inputs (see _rejected/ in the lake).")]
+3 ingest or pull committed its good records but rejected some or skipped inputs (see _rejected/ in the lake); \
+130 pull stopped by a signal before the end of its window (what it had read is committed).")]
 pub struct Cli {
     /// Where the lake lives: a folder (created on first ingest), file:///path, s3://bucket/prefix
     /// (settings and credentials from the AWS_* environment), or memory://NAME
@@ -45,6 +46,24 @@ pub enum Command {
     #[command(after_help = "Examples:\n  auditlake ingest sample-data/\n  \
 zcat torq-*.json.gz | auditlake ingest -\n  auditlake --lake /srv/lake ingest batch.json --format json")]
     Ingest(IngestArgs),
+
+    /// Collect audit logs straight from Torq's API, from where the last pull stopped
+    ///
+    /// Reads pages of `GET /public/v1alpha/audit_logs`, oldest first, from the workspace's
+    /// cursor minus --overlap (first run: --since, or 24 hours back) to now minus --settle, and
+    /// loads them like `ingest`: normalised, deduplicated by id, bad entries quarantined. The
+    /// cursor is committed with the rows it covers, so a killed pull resumes from its last commit
+    /// and nothing is lost or counted twice. With --follow, pulls every --every until SIGTERM or
+    /// Ctrl-C, finishing the commit in hand.
+    ///
+    /// Credentials: TORQ_CLIENT_ID and TORQ_CLIENT_SECRET (or --client-secret-file), an API key
+    /// of the workspace; never printed or stored. One workspace a run: give each its own
+    /// --workspace name to keep their cursors apart in one lake.
+    #[command(after_help = "Examples:
+  TORQ_CLIENT_ID=... TORQ_CLIENT_SECRET=... auditlake pull --since 90d
+  auditlake pull --region eu --workspace emea --client-secret-file /run/secrets/torq
+  auditlake pull --follow --every 5m --format json")]
+    Pull(PullArgs),
 
     /// Run SQL (DataFusion dialect) over the table `audit_log`, or a named query
     ///
@@ -275,6 +294,100 @@ pub struct IngestArgs {
     /// Rows per internal batch (memory vs. overhead)
     #[arg(long, default_value_t = 8 * 1024, hide = true)]
     pub batch_rows: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Where the first pull of this workspace starts (later pulls start at its cursor): a
+    /// duration back from now (90d), a date (2026-11-01) or an RFC 3339 time [default: 24h]
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+
+    /// End here instead of at now minus --settle (same forms as --since)
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+
+    /// Re-read this much before the cursor, to pick up entries that arrived late (at least 1s)
+    #[arg(long, default_value = "10m", value_parser = parse_duration_arg, value_name = "DURATION")]
+    pub overlap: chrono::Duration,
+
+    /// Leave out the newest entries, which Torq may still be adding (up to about 5 minutes late)
+    #[arg(long, default_value = "5m", value_parser = parse_duration_arg, value_name = "DURATION")]
+    pub settle: chrono::Duration,
+
+    /// Names this workspace's cursor in the lake (one lake can hold several workspaces)
+    #[arg(long, env = "TORQ_WORKSPACE", default_value = "default", value_name = "NAME")]
+    pub workspace: String,
+
+    /// Torq's hosts: us (auth.torq.io, api.torq.io) or eu (auth.eu.torq.io, api.eu.torq.io)
+    #[arg(long, value_enum, default_value_t = Region::Us)]
+    pub region: Region,
+
+    /// The token service's URL instead of the region's (plain http only on loopback)
+    #[arg(long, env = "TORQ_AUTH_URL", value_name = "URL")]
+    pub auth_url: Option<String>,
+
+    /// The API's URL instead of the region's (plain http only on loopback)
+    #[arg(long, env = "TORQ_API_URL", value_name = "URL")]
+    pub api_url: Option<String>,
+
+    /// The API key's client id
+    #[arg(long, env = "TORQ_CLIENT_ID", hide_env_values = true, value_name = "ID")]
+    pub client_id: Option<String>,
+
+    /// Read the client secret from this file (e.g. a Kubernetes secret mount) instead of
+    /// TORQ_CLIENT_SECRET
+    #[arg(long, env = "TORQ_CLIENT_SECRET_FILE", value_name = "PATH")]
+    pub client_secret_file: Option<PathBuf>,
+
+    /// Keep pulling every --every until SIGTERM or Ctrl-C (for a service)
+    #[arg(long)]
+    pub follow: bool,
+
+    /// The interval of --follow
+    #[arg(long, default_value = "5m", value_parser = parse_duration_arg, value_name = "DURATION", requires = "follow")]
+    pub every: chrono::Duration,
+
+    /// Commit after this many pages (a killed backfill resumes from its last commit)
+    #[arg(long, default_value_t = 50, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub commit_pages: u32,
+
+    /// ... or after this long since the last commit, whichever comes first
+    #[arg(long, default_value = "5m", value_parser = parse_duration_arg, value_name = "DURATION")]
+    pub commit_interval: chrono::Duration,
+
+    /// Entries a page (the API allows 1 to 500)
+    #[arg(long, default_value_t = 500, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=500))]
+    pub page_size: u32,
+
+    /// Requests a second at most (the API allows 50)
+    #[arg(long, default_value_t = 40, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub max_rate: u32,
+
+    /// Give up on a request after this many failed attempts in a row (5xx, timeouts, 429)
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub max_retries: u32,
+
+    /// One request's time limit
+    #[arg(long, default_value = "60s", value_parser = parse_duration_arg, value_name = "DURATION")]
+    pub request_timeout: chrono::Duration,
+
+    #[command(flatten)]
+    pub summary: SummaryArgs,
+
+    /// Roll to a new Parquet file past this size
+    #[arg(long, default_value = "256MiB", value_parser = parse_size)]
+    pub target_file_size: u64,
+
+    /// Quarantine entries larger than this (their first KiB and size are kept)
+    #[arg(long, default_value = "8MiB", value_parser = parse_size, value_name = "SIZE")]
+    pub max_entry_size: u64,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Region {
+    Us,
+    Eu,
 }
 
 /// `--format` of a job's summary.

@@ -26,6 +26,9 @@ use args::{Cli, Command, GenFormat, QueryArgs, ReportArgs, ReportFormat, ResultF
 /// Exit status when an ingest committed its good records but rejected some, or skipped inputs.
 pub const EXIT_REJECTED: u8 = 3;
 
+/// Exit status of a pull stopped by a signal before the end of its window (128 + SIGINT).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
 /// A mistake in how the command was called, found after parsing; exit status 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -57,6 +60,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
             args.summary.print(say, &metrics, |m| print::ingest(&lake, m))?;
             Ok(if metrics.rejected > 0 || !metrics.skipped_inputs.is_empty() { EXIT_REJECTED } else { 0 })
         }
+        Command::Pull(args) => pull(&lake, args, say).await,
         Command::Query(args) => {
             let limit = args.engine.timeout;
             within(limit, query(&lake, args, say)).await
@@ -159,6 +163,161 @@ pub async fn run(cli: Cli) -> Result<u8> {
             }
             Ok(0)
         }
+    }
+}
+
+async fn pull(lake: &Lake, args: args::PullArgs, say: bool) -> Result<u8> {
+    use auditlake::ingest::torq_api::{ApiOptions, Endpoints};
+    let std_duration = |flag: &str, d: chrono::Duration| {
+        d.to_std().map_err(|_| usage(format!("{flag} must not be negative")))
+    };
+    let window = Window::parse(args.since.as_deref(), args.until.as_deref(), chrono::Utc::now()).map_err(usage)?;
+    let region = match args.region {
+        args::Region::Us => "us",
+        args::Region::Eu => "eu",
+    };
+    let mut endpoints = Endpoints::region(region)?;
+    if let Some(url) = &args.auth_url {
+        endpoints.auth = Endpoints::parse_url("--auth-url", url).map_err(usage)?;
+    }
+    if let Some(url) = &args.api_url {
+        endpoints.api = Endpoints::parse_url("--api-url", url).map_err(usage)?;
+    }
+    let endpoints = Endpoints::new(endpoints.auth, endpoints.api);
+    let opts = auditlake::ingest::PullOptions {
+        endpoints,
+        credentials: credentials(&args)?,
+        workspace: workspace_name(&args.workspace)?,
+        since: window.since,
+        until: window.until,
+        overlap: std_duration("--overlap", args.overlap)?.max(std::time::Duration::from_secs(1)),
+        settle: std_duration("--settle", args.settle)?,
+        commit_pages: args.commit_pages as usize,
+        commit_interval: std_duration("--commit-interval", args.commit_interval)?,
+        api: ApiOptions {
+            page_size: args.page_size,
+            max_rate: args.max_rate,
+            request_timeout: std_duration("--request-timeout", args.request_timeout)?,
+            max_retries: args.max_retries,
+        },
+        ingest: IngestOptions {
+            target_file_size: args.target_file_size,
+            max_entry_size: usize::try_from(args.max_entry_size).unwrap_or(usize::MAX),
+            ..IngestOptions::default()
+        },
+        progress: say && std::io::stderr().is_terminal() && !args.follow,
+    };
+    let every = std_duration("--every", args.every)?;
+
+    // SIGTERM (systemd, Kubernetes) and Ctrl-C: finish the commit in hand, then stop.
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let terminated = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminated => {}
+        }
+        let _ = stop_tx.send(true);
+    });
+
+    let mut code = 0;
+    loop {
+        let result = auditlake::ingest::pull(lake, &opts, stop.clone()).await;
+        let metrics = match result {
+            Ok(m) => m,
+            // A service outlives an outage of the API: said, and tried again next time. Wrong
+            // credentials need a person: the service stops.
+            Err(e @ auditlake::Error::ApiAuth { .. }) => return Err(e).context("pull failed"),
+            Err(e) if args.follow && !*stop.borrow() => {
+                eprintln!("error: pull failed (next try in {}): {}", args.every, say_chain(&e));
+                wait_or_stop(every, &mut stop.clone()).await;
+                if *stop.borrow() {
+                    return Ok(code);
+                }
+                continue;
+            }
+            Err(e) => return Err(e).context("pull failed"),
+        };
+        args.summary.print(say, &metrics, |m| print::pull(lake, m))?;
+        if metrics.rows.rejected > 0 || !metrics.rows.skipped_inputs.is_empty() {
+            code = EXIT_REJECTED;
+        }
+        if !args.follow {
+            return Ok(if metrics.interrupted { EXIT_INTERRUPTED } else { code });
+        }
+        if *stop.borrow() {
+            return Ok(code);
+        }
+        wait_or_stop(every, &mut stop.clone()).await;
+        if *stop.borrow() {
+            return Ok(code);
+        }
+    }
+}
+
+/// Sleeps `every`, or less when `stop` turns true.
+async fn wait_or_stop(every: std::time::Duration, stop: &mut tokio::sync::watch::Receiver<bool>) {
+    tokio::select! {
+        _ = tokio::time::sleep(every) => {}
+        _ = stop.wait_for(|s| *s) => {}
+    }
+}
+
+/// An error and its causes in one line.
+fn say_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let t = s.to_string();
+        if !text.contains(&t) {
+            text = format!("{text}: {t}");
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// The API key: the id from --client-id or TORQ_CLIENT_ID, the secret from --client-secret-file
+/// or TORQ_CLIENT_SECRET (never a flag: flags show in `ps`).
+fn credentials(args: &args::PullArgs) -> Result<auditlake::ingest::torq_api::Credentials> {
+    let client_id = args.client_id.clone().filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+        auditlake::Error::Credentials("no client id: set TORQ_CLIENT_ID (or --client-id) to the API key's client id".into())
+    })?;
+    let client_secret = match &args.client_secret_file {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| {
+                auditlake::Error::Credentials(format!("cannot read --client-secret-file '{}': {e}", path.display()))
+            })?
+            .trim()
+            .to_string(),
+        None => std::env::var("TORQ_CLIENT_SECRET").unwrap_or_default().trim().to_string(),
+    };
+    if client_secret.is_empty() {
+        return Err(auditlake::Error::Credentials(
+            "no client secret: set TORQ_CLIENT_SECRET or --client-secret-file to the API key's secret".into(),
+        )
+        .into());
+    }
+    Ok(auditlake::ingest::torq_api::Credentials { client_id: client_id.trim().to_string(), client_secret })
+}
+
+/// A workspace name keeps to letters, digits, `-`, `_` and `.`: it names the cursor in the log.
+fn workspace_name(name: &str) -> Result<String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(name.to_string())
+    } else {
+        Err(usage(format!("invalid --workspace '{name}': use 1 to 64 letters, digits, '-', '_' or '.'")))
     }
 }
 

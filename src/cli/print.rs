@@ -7,7 +7,7 @@ use std::io::Write;
 
 use anyhow::Result;
 use auditlake::Lake;
-use auditlake::ingest::IngestMetrics;
+use auditlake::ingest::{IngestMetrics, PullMetrics};
 use auditlake::lake::TableStats;
 use auditlake::maintain::{CompactMetrics, HistoryEntry, RetentionMetrics, VacuumMetrics};
 use auditlake::query::named::NamedQuery;
@@ -90,6 +90,12 @@ pub fn ingest(lake: &Lake, m: &IngestMetrics) -> String {
         plural(m.inputs as u64),
         lake.location()
     );
+    rows_detail(&mut s, m);
+    s
+}
+
+/// The lines `ingest` and `pull` share: what happened to the entries read.
+fn rows_detail(s: &mut String, m: &IngestMetrics) {
     let _ = writeln!(s, "  duplicates skipped  {}", m.duplicates);
     let _ = writeln!(s, "  rejected            {}", m.rejected);
     if !m.skipped_inputs.is_empty() {
@@ -120,6 +126,55 @@ pub fn ingest(lake: &Lake, m: &IngestMetrics) -> String {
         m.seconds,
         m.rows_per_sec
     );
+}
+
+pub fn pull(lake: &Lake, m: &PullMetrics) -> String {
+    let mut s = String::new();
+    let (Some(start), Some(end)) = (&m.window_start, &m.window_end) else {
+        let at = m.cursor.as_deref().unwrap_or("none");
+        let _ = writeln!(s, "nothing to pull for workspace '{}': the window is empty (cursor {at})", m.workspace);
+        return s;
+    };
+    let version = match m.rows.table_version {
+        Some(v) => format!("version {v}, {} commit{}", m.commits, plural(m.commits)),
+        None => "nothing new to commit".to_string(),
+    };
+    let _ = writeln!(
+        s,
+        "pulled {} new of {} entries in {} page{} for workspace '{}' into {} ({version})",
+        m.rows.ingested,
+        m.rows.read,
+        m.pages,
+        plural(m.pages),
+        m.workspace,
+        lake.location()
+    );
+    if m.first_run_default {
+        let _ = writeln!(s, "  no cursor for this workspace and no --since: read the last 24 hours (--since goes further back)");
+    }
+    if m.since_ignored {
+        let _ = writeln!(s, "  --since ignored: this workspace has a cursor, and pulls continue from it");
+    }
+    let _ = writeln!(s, "  window              {start} .. {end}");
+    let _ = writeln!(
+        s,
+        "  cursor              {} -> {}",
+        m.cursor_before.as_deref().unwrap_or("none"),
+        m.cursor.as_deref().unwrap_or("none")
+    );
+    let _ = writeln!(
+        s,
+        "  requests            {} ({} retried, {} throttled, {} token{})",
+        m.api.requests,
+        m.api.retries,
+        m.api.throttled,
+        m.api.tokens,
+        plural(m.api.tokens)
+    );
+    rows_detail(&mut s, &m.rows);
+    if m.interrupted {
+        let _ = writeln!(s, "  stopped by a signal before the end of the window; the next pull continues from the cursor");
+    }
     s
 }
 

@@ -23,8 +23,11 @@ pub mod batch;
 pub mod decode;
 pub mod known;
 pub mod normalise;
+pub mod pull;
 pub mod quarantine;
 pub mod run;
 pub mod source;
+pub mod torq_api;
 
+pub use pull::{PullMetrics, PullOptions, pull};
 pub use run::{IngestMetrics, IngestOptions, ingest};

@@ -120,11 +120,40 @@ enum Msg {
 /// Runs one ingest into `lake`. The table is created on first use.
 pub async fn ingest(lake: &Lake, opts: &IngestOptions) -> Result<IngestMetrics> {
     let started = Instant::now();
-    let source::Resolved { inputs, skipped } = source::resolve(&opts.inputs, opts.follow_links).await?;
+    let resolved = source::resolve(&opts.inputs, opts.follow_links).await?;
     let mut table = lake.load_or_create().await?;
     // Taken before any data file is written, so that vacuum leaves this run's files alone.
     let lease = write::WriterLease::take(lake, "ingest").await?;
+    let extras = Extras { cursor: None, metadata: write::CommitMetadata::new(), stop_on_ctrl_c: true };
+    let mut metrics = load(lake, &lease, &mut table, opts, resolved, extras).await?;
+    lease.release().await;
+    metrics.seconds = started.elapsed().as_secs_f64();
+    metrics.rows_per_sec = if metrics.seconds > 0.0 { metrics.read as f64 / metrics.seconds } else { 0.0 };
+    Ok(metrics)
+}
 
+/// What a [`load`] commits beside its rows, and whether Ctrl-C abandons it.
+pub(super) struct Extras {
+    /// Committed with the rows, when there are any (see [`write::append`]).
+    pub cursor: Option<write::Cursor>,
+    /// Added to the commit's own `auditlake.*` metadata.
+    pub metadata: write::CommitMetadata,
+    /// `ingest` gives up on Ctrl-C; `pull` finishes the commit in hand and stops after it.
+    pub stop_on_ctrl_c: bool,
+}
+
+/// Reads `resolved` through the pipeline into `table` as one commit (none when nothing is new),
+/// under the caller's `lease`. `ingest` runs it once; `pull` once per group of pages.
+pub(super) async fn load(
+    lake: &Lake,
+    lease: &write::WriterLease,
+    table: &mut deltalake::DeltaTable,
+    opts: &IngestOptions,
+    resolved: source::Resolved,
+    extras: Extras,
+) -> Result<IngestMetrics> {
+    let started = Instant::now();
+    let source::Resolved { inputs, skipped } = resolved;
     let now = chrono::Utc::now();
     let run_id = format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let mut quarantine = Quarantine::new();
@@ -148,7 +177,7 @@ pub async fn ingest(lake: &Lake, opts: &IngestOptions) -> Result<IngestMetrics> 
         let ingested_at = now.timestamp_micros();
         let runtime = tokio::runtime::Handle::current();
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
-        let known = Arc::new(KnownIds::new(lake, &table, runtime.clone()));
+        let known = Arc::new(KnownIds::new(lake, table, runtime.clone()));
         let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<Chunk>(workers);
         let work_rx = Arc::new(std::sync::Mutex::new(work_rx));
         let mut threads = Vec::new();
@@ -173,7 +202,7 @@ pub async fn ingest(lake: &Lake, opts: &IngestOptions) -> Result<IngestMetrics> 
     let mut pending: BTreeMap<u64, Vec<Msg>> = BTreeMap::new();
     let mut next_seq = 0u64;
 
-    let mut writer = write::writer(lake, &table, opts.target_file_size)?;
+    let mut writer = write::writer(lake, table, opts.target_file_size)?;
 
     // Dedupe: the workers drop entries already in the table (`KnownIds`); this task drops
     // repeats within the run. This run's keys are kept apart so that a concurrent commit can be
@@ -187,7 +216,13 @@ pub async fn ingest(lake: &Lake, opts: &IngestOptions) -> Result<IngestMetrics> 
     // Files finished so far; committed together at the end, so the run stays one commit.
     let mut adds = Vec::new();
 
-    let ctrl_c = tokio::signal::ctrl_c();
+    let ctrl_c = async {
+        if extras.stop_on_ctrl_c {
+            let _ = tokio::signal::ctrl_c().await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
     tokio::pin!(ctrl_c);
     loop {
         let msg = tokio::select! {
@@ -272,18 +307,19 @@ pub async fn ingest(lake: &Lake, opts: &IngestOptions) -> Result<IngestMetrics> 
         metrics.files_written = adds.len() as u64;
         metrics.bytes_written = adds.iter().map(|a| a.size.max(0) as u64).sum();
         metrics.partitions = touched.iter().map(|d| format_date(*d)).collect();
-        let metadata: write::CommitMetadata = HashMap::from([
+        let mut metadata: write::CommitMetadata = HashMap::from([
             ("auditlake.run".to_string(), run_id.clone().into()),
             ("auditlake.ingested".to_string(), metrics.ingested.into()),
             ("auditlake.duplicates".to_string(), metrics.duplicates.into()),
             ("auditlake.rejected".to_string(), metrics.rejected.into()),
         ]);
+        metadata.extend(extras.metadata);
         let dates: BTreeSet<String> = metrics.partitions.iter().cloned().collect();
-        let version = write::append(lake, &lease, &mut table, adds, metadata, &dates, &ours).await?;
+        let version =
+            write::append(lake, lease, table, adds, metadata, &dates, &ours, extras.cursor.as_ref()).await?;
         metrics.table_version = Some(version);
     }
 
-    lease.release().await;
     metrics.seconds = started.elapsed().as_secs_f64();
     metrics.rows_per_sec = if metrics.seconds > 0.0 { metrics.read as f64 / metrics.seconds } else { 0.0 };
     Ok(metrics)

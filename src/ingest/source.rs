@@ -36,6 +36,8 @@ pub enum Input {
         store: Arc<dyn ObjectStore>,
         meta: ObjectMeta,
     },
+    /// Bytes already in memory, e.g. a page of Torq's API fetched by `pull`.
+    Memory { name: String, bytes: Arc<[u8]> },
 }
 
 impl std::fmt::Debug for Input {
@@ -57,6 +59,7 @@ impl Input {
             Input::Stdin => "<stdin>".to_string(),
             Input::File(p) => p.display().to_string(),
             Input::Object { url, .. } => url.clone(),
+            Input::Memory { name, .. } => name.clone(),
         }
     }
 
@@ -66,6 +69,7 @@ impl Input {
             Input::Stdin => None,
             Input::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
             Input::Object { meta, .. } => Some(meta.size),
+            Input::Memory { bytes, .. } => Some(bytes.len() as u64),
         }
     }
 }
@@ -268,6 +272,7 @@ pub fn open(input: &Input, count: Arc<AtomicU64>, runtime: &Handle) -> Result<Bo
             let reader = object_store::buffered::BufReader::with_capacity(store.clone(), meta, BUF);
             Box::new(SyncIoBridge::new_with_handle(reader, runtime.clone()))
         }
+        Input::Memory { bytes, .. } => Box::new(io::Cursor::new(bytes.clone())),
     };
     let mut reader = BufReader::with_capacity(BUF, Counting { inner: raw, count });
     let head = reader.fill_buf().map_err(|source| Error::Input { path: input.name(), source })?;

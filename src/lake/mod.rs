@@ -223,6 +223,13 @@ impl Lake {
         self.load(None).await?.ok_or_else(|| Error::NoTable { table: self.display_path(TABLE_NAME) })
     }
 
+    /// The position a collector (`source`, see [`write::Cursor`]) last committed in `table`:
+    /// µs since the epoch before which all its events are in the table.
+    pub async fn cursor(&self, table: &DeltaTable, source: &str) -> Result<Option<i64>> {
+        let state = table.snapshot().map_err(|e| self.delta_err("reading", e))?;
+        state.transaction_version(table.log_store().as_ref(), source).await.map_err(|e| self.delta_err("reading", e))
+    }
+
     /// Registers the table's object store in a DataFusion session, so that it can read the
     /// table's files.
     pub fn register_store(&self, table: &DeltaTable, ctx: &SessionContext) -> Result<()> {

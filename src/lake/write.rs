@@ -26,7 +26,7 @@ use object_store::path::Path;
 
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::{CommitBuilder, TransactionError};
-use deltalake::kernel::{Action, Add, StructField};
+use deltalake::kernel::{Action, Add, StructField, Transaction};
 use deltalake::operations::vacuum::VacuumMode;
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -41,6 +41,18 @@ use crate::schema::{self, PARTITION_COLUMN, TABLE_NAME, col};
 
 /// What a commit records beside its files: `auditlake.*` counts, shown by `auditlake history`.
 pub type CommitMetadata = HashMap<String, serde_json::Value>;
+
+/// A collector's position in its source, committed atomically with the rows it covers: every
+/// event of `source` with a timestamp before `until_us` (µs since the epoch) is in the table.
+///
+/// It is a Delta application transaction (`txn`: the app id and a number), the protocol's own
+/// record of "how far has this writer got", which every Delta reader keeps across checkpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    /// The app id: `auditlake.pull:<workspace>`.
+    pub source: String,
+    pub until_us: i64,
+}
 
 /// Parquet settings: zstd, row groups small enough to bound writer memory and to prune well,
 /// a bloom filter on `id` for point lookups.
@@ -83,6 +95,10 @@ pub fn writer(lake: &Lake, table: &DeltaTable, target_file_size: u64) -> Result<
 /// compaction's rewritten files hold only ids that were there before, so it never counts as
 /// overlap. No overlap: commit on the new version. Overlap: fail without committing, so that
 /// rerunning (which dedupes against the new version) finishes the job with nothing doubled.
+///
+/// A `cursor` is committed with the files (or alone, when `adds` is empty). It never moves
+/// back: when the table already holds a later position for the same source, that one stays.
+#[allow(clippy::too_many_arguments)]
 pub async fn append(
     lake: &Lake,
     _lease: &WriterLease,
@@ -91,14 +107,22 @@ pub async fn append(
     metadata: CommitMetadata,
     dates: &BTreeSet<String>,
     ours: &KeySet,
+    cursor: Option<&Cursor>,
 ) -> Result<u64> {
     check_written(lake, table, &adds).await?;
-    let actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
+    let files: Vec<Action> = adds.into_iter().map(Action::Add).collect();
     let mut known_files = keys::files_in_partitions(lake, table, dates)?;
     for _attempt in 0..100 {
         let snapshot = table.snapshot().map_err(|e| lake.delta_err("committing to", e))?.clone();
+        let mut actions = files.clone();
+        if let Some(cursor) = cursor {
+            let stored = lake.cursor(table, &cursor.source).await?;
+            let until_us = stored.map_or(cursor.until_us, |s| s.max(cursor.until_us));
+            let now_ms = Utc::now().timestamp_millis();
+            actions.push(Action::Txn(Transaction::new_with_last_update(&cursor.source, until_us, Some(now_ms))));
+        }
         let result = CommitBuilder::default()
-            .with_actions(actions.clone())
+            .with_actions(actions)
             .with_app_metadata(metadata.clone())
             .with_max_retries(0)
             .build(
