@@ -340,7 +340,7 @@ async fn search(lake: &Lake, args: args::SearchArgs, say: bool) -> Result<u8> {
         all_columns: args.all_columns,
     };
     let session =
-        engine::open(&lake, &window(&args.window)?, args.output.as_of_version, &args.engine.engine()).await?;
+        engine::open(lake, &window(&args.window)?, args.output.as_of_version, &args.engine.engine()).await?;
     let df = auditlake::query::search::search(&session, &filters).await.context("search failed")?;
     let rows = auditlake::query::output::write(df, args.output.format.into(), args.output.out.as_deref())
         .await

@@ -1,6 +1,7 @@
 //! Collect: JSON batches in, one atomic Delta commit out.
 //!
 //! ```text
+//! Torq's API, page by page (`pull`)               torq_api.rs, pull.rs
 //! inputs (files, dirs, stdin; gzip by content)   source.rs
 //!   -> one raw text per entry, streaming          decode.rs
 //!   -> id and date, or rejection with a reason    normalise.rs
@@ -17,7 +18,8 @@
 //! skipped, so re-ingesting any input changes no query result; a bad record is quarantined with
 //! its reason and never stops the good ones; an input that cannot be read (or only in part) is
 //! reported and skipped, never stopping the others; memory is bounded by `--max-entry-size`
-//! whatever the input's layout.
+//! whatever the input's layout. `pull` runs the same pipeline once per group of pages and
+//! commits its cursor with each group's rows.
 
 pub mod batch;
 pub mod decode;

@@ -319,7 +319,7 @@ mod tests {
             .map(|i| match i {
                 Input::File(p) => p.strip_prefix(dir.path()).unwrap().display().to_string(),
                 Input::Stdin => "-".into(),
-                Input::Object { url, .. } => url.clone(),
+                other => other.name(),
             })
             .collect();
         assert_eq!(names, vec!["a.json", "b/2.ndjson", "b/c/3.json", "-"]);

@@ -92,7 +92,7 @@ pub fn files_in_partitions(lake: &Lake, table: &DeltaTable, dates: &BTreeSet<Str
     Ok(snapshot
         .log_data()
         .iter()
-        .filter(|f| file_date(&f).is_some_and(|d| dates.contains(&d)))
+        .filter(|f| file_date(f).is_some_and(|d| dates.contains(&d)))
         .map(|f| f.path().to_string())
         .collect())
 }

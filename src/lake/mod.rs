@@ -257,7 +257,7 @@ pub struct ReadSnapshot {
 
 impl ReadSnapshot {
     pub fn version(&self) -> u64 {
-        self.snapshot.version() as u64
+        self.snapshot.version()
     }
 
     /// A builder of delta-rs' table provider over this version.

@@ -83,7 +83,7 @@ pub fn write(report: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
     put("sections.csv", index)?;
 
     for t in report.sections.iter().flat_map(|s| &s.tables) {
-        let mut body = line(t.columns.iter().map(|c| text(c)));
+        let mut body = line(t.columns.iter().map(text));
         for row in &t.rows {
             body.push_str(&line(row.iter().map(field)));
         }
