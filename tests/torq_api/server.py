@@ -27,6 +27,7 @@ can check the client's behaviour and that no token leaked. Prints "PORT <n>" onc
 
 import argparse
 import base64
+import bisect
 import json
 import socket
 import sys
@@ -63,6 +64,7 @@ class Feed:
                 entries.append((micros(parse_time(e["timestamp"])), e["id"], line))
         entries.sort()
         self.entries = entries
+        self.stamps = [e[0] for e in entries]
         self.late = set()
         if late_after is not None:
             cut = micros(parse_time(late_after))
@@ -71,11 +73,30 @@ class Feed:
         self.released = False
 
     def visible(self, start, end):
-        return [
-            e
-            for i, e in enumerate(self.entries)
-            if start <= e[0] < end and (self.released or i not in self.late)
-        ]
+        """The entries with start <= timestamp < end that can be seen now, oldest first: a
+        slice (found by bisection) unless some of them are still hidden."""
+        lo = bisect.bisect_left(self.stamps, start)
+        hi = bisect.bisect_left(self.stamps, end)
+        if self.released or not self.late:
+            return Window(self.entries, lo, hi)
+        return Window([e for i, e in enumerate(self.entries[lo:hi], lo) if i not in self.late], 0, None)
+
+
+class Window:
+    """A range of a sorted list, read in either order without copying it."""
+
+    def __init__(self, items, lo, hi):
+        self.items, self.lo = items, lo
+        self.hi = len(items) if hi is None else hi
+
+    def __len__(self):
+        return self.hi - self.lo
+
+    def page(self, offset, size, descending):
+        if descending:
+            top = self.hi - offset
+            return self.items[max(self.lo, top - size) : max(self.lo, top)][::-1]
+        return self.items[self.lo + offset : min(self.hi, self.lo + offset + size)]
 
 
 class State:
@@ -231,9 +252,7 @@ class Handler(BaseHTTPRequestHandler):
         with st.lock:
             rows = st.feed.visible(micros(start), micros(end))
             st.stats["orders"][order] = st.stats["orders"].get(order, 0) + 1
-        if order == "desc":
-            rows = rows[::-1]
-        page = rows[offset : offset + size]
+        page = rows.page(offset, size, order == "desc")
         following = offset + size
         next_token = ""
         if following < len(rows):
