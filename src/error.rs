@@ -143,6 +143,10 @@ pub enum Error {
     #[error("{0}")]
     Credentials(String),
 
+    /// Tamper evidence could not be written or read.
+    #[error("evidence '{path}': {reason}")]
+    Evidence { path: String, reason: String },
+
     /// `retention --keep` below the minimum without `--force`.
     #[error(
         "refusing to keep only {days} days: the minimum is {minimum} days (PCI DSS 10.5.1 asks for 12 months); add --force if you mean it"

@@ -58,6 +58,7 @@ pub mod schema;
 pub mod text;
 pub mod time;
 pub mod units;
+pub mod verify;
 
 pub use error::{Error, Result};
 pub use lake::Lake;

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-const JOBS: &[&str] = &["ingest", "query", "maintain", "report", "generate"];
+const JOBS: &[&str] = &["ingest", "query", "maintain", "report", "generate", "verify"];
 const BELOW_JOBS: &[&str] = &["engine", "lake", "schema", "time", "error"];
 
 fn src() -> PathBuf {

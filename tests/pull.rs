@@ -258,6 +258,9 @@ fn backfill_through_every_fault_matches_the_feed_and_a_repeat_changes_nothing() 
     assert_eq!(version(&lake), before, "a repeated pull commits nothing");
     assert_matches(&lake, &expected);
     assert_no_secrets(&lake, &[&first, &again], &api);
+    // Pull's commits, cursors and all, leave the same evidence as ingest's.
+    let verified = Command::new(bin()).arg("--lake").arg(&lake).args(["verify", "--quick"]).output().unwrap();
+    assert_eq!(verified.status.code(), Some(0), "{}", String::from_utf8_lossy(&verified.stdout));
 }
 
 #[test]

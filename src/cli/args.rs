@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(name = "auditlake", version, propagate_version = true, max_term_width = 100)]
 #[command(after_help = "Exit status: 0 success; 1 failure; 2 usage error; \
 3 ingest or pull committed its good records but rejected some or skipped inputs (see _rejected/ in the lake); \
+4 verify found tampering; \
 130 pull stopped by a signal before the end of its window (what it had read is committed).")]
 pub struct Cli {
     /// Where the lake lives: a folder (created on first ingest), file:///path, s3://bucket/prefix
@@ -109,6 +110,18 @@ auditlake search --email dana@acme.example --tag prod\n  auditlake search --acto
 
     /// The table's commits: what was done to the audit log itself, when, and how much
     History(HistoryArgs),
+
+    /// Check that the audit log was not changed after the fact (tamper evidence)
+    ///
+    /// Replays the table's log against the evidence every auditlake commit leaves: a SHA-256 of
+    /// each data file in its add action and a hash chain over the commits in <lake>/_evidence/.
+    /// Reports, by version and file: commits altered, removed, injected or written by another
+    /// tool; live files altered, replaced or removed; files no commit added; data removed other
+    /// than by auditlake's compaction or retention (those are listed as maintenance); checkpoints
+    /// that disagree with the commits. Exit status 0 intact, 4 tampering found, 1 could not check.
+    #[command(after_help = "Examples:\n  auditlake verify\n  auditlake verify --quick --format json\n  \
+auditlake verify --init      # start the chain on a lake made before evidence existed")]
+    Verify(VerifyArgs),
 
     /// Compliance evidence for a period: SOC 2, ISO 27001 A.8.15 and PCI DSS 10, without SQL
     ///
@@ -253,6 +266,23 @@ pub struct VacuumArgs {
     pub force: bool,
     #[command(flatten)]
     pub summary: SummaryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Check the log and file sizes only; skip hashing every live file
+    #[arg(long)]
+    pub quick: bool,
+    /// Check the table up to this version instead of the newest
+    #[arg(long, value_name = "N")]
+    pub as_of_version: Option<u64>,
+    /// Start the evidence chain at the newest version of a lake made before evidence existed
+    /// (the first commit of a new auditlake does the same); then verify
+    #[arg(long)]
+    pub init: bool,
+    /// `table` for people (stdout), `json` for tools
+    #[arg(long, value_enum, default_value_t = InfoFormat::Table)]
+    pub format: InfoFormat,
 }
 
 #[derive(Debug, Args)]

@@ -26,6 +26,9 @@ use args::{Cli, Command, GenFormat, QueryArgs, ReportArgs, ReportFormat, ResultF
 /// Exit status when an ingest committed its good records but rejected some, or skipped inputs.
 pub const EXIT_REJECTED: u8 = 3;
 
+/// Exit status when `verify` found tampering.
+pub const EXIT_TAMPERED: u8 = 4;
+
 /// Exit status of a pull stopped by a signal before the end of its window (128 + SIGINT).
 pub const EXIT_INTERRUPTED: u8 = 130;
 
@@ -108,6 +111,23 @@ pub async fn run(cli: Cli) -> Result<u8> {
             spinner.stop();
             args.summary.print(say, &m, print::vacuum)?;
             Ok(0)
+        }
+        Command::Verify(args) => {
+            if args.init {
+                let table = lake.existing().await?;
+                let newest = table.version().unwrap_or(0) as u64;
+                match auditlake::lake::evidence::init(&lake, newest).await? {
+                    Some(v) if say => eprintln!("evidence chain started at version {v}"),
+                    None if say => eprintln!("evidence chain already started; nothing to initialise"),
+                    _ => {}
+                }
+            }
+            let opts = auditlake::verify::VerifyOptions { quick: args.quick, version: args.as_of_version };
+            let spinner = print::Spinner::start(say && args.format == args::InfoFormat::Table, "verifying");
+            let report = auditlake::verify::verify(&lake, &opts).await.context("verify failed")?;
+            spinner.stop();
+            print::verify(&report, args.format)?;
+            Ok(if report.intact { 0 } else { EXIT_TAMPERED })
         }
         Command::History(args) => {
             let entries = maintain::history(&lake, args.limit).await?;

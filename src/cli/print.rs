@@ -13,6 +13,7 @@ use auditlake::maintain::{CompactMetrics, HistoryEntry, RetentionMetrics, Vacuum
 use auditlake::query::named::NamedQuery;
 use auditlake::report::catalog::SectionQueries;
 use auditlake::schema;
+use auditlake::verify::VerifyReport;
 
 use super::args::{InfoFormat, SummaryArgs, SummaryFormat};
 
@@ -176,6 +177,43 @@ pub fn pull(lake: &Lake, m: &PullMetrics) -> String {
         let _ = writeln!(s, "  stopped by a signal before the end of the window; the next pull continues from the cursor");
     }
     s
+}
+
+pub fn verify(r: &VerifyReport, format: InfoFormat) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if format == InfoFormat::Json {
+        writeln!(out, "{}", serde_json::to_string_pretty(r)?)?;
+        return Ok(());
+    }
+    let verdict = if r.intact { "INTACT" } else { "TAMPERING FOUND" };
+    writeln!(out, "{verdict}: version 0..={} of the table checked ({} commits)", r.checked_through, r.commits)?;
+    match (r.covered_from, &r.chain_head) {
+        (Some(from), Some(head)) => writeln!(out, "  evidence from version {from}; chain head {head}")?,
+        (Some(from), None) => writeln!(out, "  evidence from version {from}; the version checked has no record")?,
+        (None, _) => writeln!(out, "  no evidence yet: `auditlake verify --init` starts the chain")?,
+    }
+    let how = if r.quick { "sizes checked (--quick)" } else { "hashed" };
+    writeln!(
+        out,
+        "  live files {} ({} {how}, {}; {} from before evidence: size only)",
+        r.live_files,
+        if r.quick { r.live_files - r.files_not_covered } else { r.files_hashed },
+        human_bytes(r.bytes_hashed),
+        r.files_not_covered
+    )?;
+    for m in &r.maintenance {
+        writeln!(out, "  maintenance  version {:>6}  {:<10}  {}", m.version, m.kind, m.detail)?;
+    }
+    for f in &r.findings {
+        let at = match (f.version, &f.path) {
+            (Some(v), Some(p)) => format!("version {v}, {p}"),
+            (Some(v), None) => format!("version {v}"),
+            (None, Some(p)) => p.clone(),
+            (None, None) => String::new(),
+        };
+        writeln!(out, "  FINDING  {:<24} {at}: {}", f.kind, f.detail)?;
+    }
+    Ok(())
 }
 
 pub fn compact(m: &CompactMetrics) -> String {

@@ -10,8 +10,10 @@
 //! - [`store`]: URL to object store, credentials, retries.
 //! - [`keys`]: dedupe keys of ids, of a partition, of given files.
 //! - [`write`]: Parquet writer settings and the only functions that commit.
+//! - [`evidence`]: file hashes and the hash chain every commit leaves, for `verify`.
 //! - [`stats`]: rows, files and bytes per partition, from the log.
 
+pub mod evidence;
 pub mod keys;
 pub mod stats;
 pub mod store;

@@ -8,7 +8,8 @@
 //!
 //! Each takes what the job decided (files, metadata) and returns the version it committed. Jobs
 //! never build a `CommitBuilder`: `tests/architecture.rs` holds that, so what every commit
-//! records (the `auditlake.*` app metadata today, evidence and cursors next) has one owner.
+//! records has one owner: the `auditlake.*` app metadata, a collector's cursor ([`Cursor`]),
+//! each added file's SHA-256 and the commit's evidence record ([`super::evidence`]).
 //!
 //! A job that writes data files first takes a [`WriterLease`]: a small file under
 //! `<lake>/_state/writers/`, refreshed while the job runs. [`vacuum`] never deletes a file newer
@@ -35,6 +36,7 @@ use deltalake::writer::RecordBatchWriter;
 use deltalake::{DeltaTable, DeltaTableError, TableProperty};
 
 use super::keys::{self, KeySet};
+use super::evidence;
 use super::Lake;
 use crate::error::{Error, Result};
 use crate::schema::{self, PARTITION_COLUMN, TABLE_NAME, col};
@@ -109,7 +111,8 @@ pub async fn append(
     ours: &KeySet,
     cursor: Option<&Cursor>,
 ) -> Result<u64> {
-    check_written(lake, table, &adds).await?;
+    let mut adds = adds;
+    seal_files(lake, table, &mut adds).await?;
     let files: Vec<Action> = adds.into_iter().map(Action::Add).collect();
     let mut known_files = keys::files_in_partitions(lake, table, dates)?;
     for _attempt in 0..100 {
@@ -136,7 +139,10 @@ pub async fn append(
             )
             .await;
         match result {
-            Ok(done) => return Ok(done.version),
+            Ok(done) => {
+                evidence::seal(lake, [done.version]).await?;
+                return Ok(done.version);
+            }
             Err(DeltaTableError::Transaction { source: TransactionError::MaxCommitAttempts(_) })
             | Err(DeltaTableError::VersionAlreadyExists(_)) => {
                 table.update_state().await.map_err(|e| lake.delta_err("reloading", e))?;
@@ -169,7 +175,8 @@ pub async fn rewrite(
     metadata: CommitMetadata,
     target_size: u64,
 ) -> Result<u64> {
-    check_written(lake, table, &adds).await?;
+    let mut adds = adds;
+    seal_files(lake, table, &mut adds).await?;
     let snapshot = table.snapshot().map_err(|e| lake.delta_err("reading", e))?.clone();
     let mut actions: Vec<Action> = snapshot
         .log_data()
@@ -195,6 +202,7 @@ pub async fn rewrite(
         )
         .await
         .map_err(|e| lake.delta_err("committing a compaction to", e))?;
+    evidence::seal(lake, [committed.version]).await?;
     table.update_state().await.map_err(|e| lake.delta_err("reloading", e))?;
     deltalake::checkpoints::create_checkpoint(table, None).await.map_err(|e| lake.delta_err("checkpointing", e))?;
     Ok(committed.version)
@@ -228,6 +236,7 @@ pub async fn drop_partitions(
         )
         .await
         .map_err(|e| lake.delta_err("committing retention to", e))?;
+    evidence::seal(lake, [committed.version]).await?;
     table.update_state().await.map_err(|e| lake.delta_err("reloading", e))?;
     Ok(Some(committed.version))
 }
@@ -243,7 +252,8 @@ pub async fn vacuum(lake: &Lake, table: DeltaTable, older_than: chrono::Duration
         Some(started) => older_than.max(now - started + chrono::Duration::minutes(1)),
         None => older_than,
     };
-    let (_table, metrics) = table
+    let before = table.version();
+    let (after, metrics) = table
         .vacuum()
         .with_retention_period(window)
         .with_enforce_retention_duration(false)
@@ -251,23 +261,25 @@ pub async fn vacuum(lake: &Lake, table: DeltaTable, older_than: chrono::Duration
         .with_dry_run(dry_run)
         .await
         .map_err(|e| lake.delta_err("vacuuming", e))?;
+    // delta-rs records a vacuum as two commits (start, end).
+    if let (Some(before), Some(after)) = (before, after.version()) {
+        evidence::seal(lake, before as u64 + 1..=after as u64).await?;
+    }
     Ok(metrics.files_deleted)
 }
 
-/// Fails when a file about to be committed is no longer on storage (removed by hand, or by a
-/// vacuum that did not see this writer): committing it would make the table unreadable.
-async fn check_written(lake: &Lake, table: &DeltaTable, adds: &[Add]) -> Result<()> {
+/// Hashes each file about to be committed into its add action's tags (the evidence `verify`
+/// checks), and fails when one is no longer on storage (removed by hand, or by a vacuum that did
+/// not see this writer): committing it would make the table unreadable.
+async fn seal_files(lake: &Lake, table: &DeltaTable, adds: &mut [Add]) -> Result<()> {
     let store = table.object_store();
     for add in adds {
         let location = Path::from_url_path(&add.path)
             .map_err(|e| Error::TableFile { path: add.path.clone(), reason: e.to_string() })?;
-        match store.head(&location).await {
-            Ok(_) => {}
-            Err(object_store::Error::NotFound { .. }) => {
-                return Err(Error::WrittenFileMissing { table: lake.display_path(TABLE_NAME), path: add.path.clone() });
-            }
-            Err(e) => return Err(Error::Store { path: add.path.clone(), source: Box::new(e) }),
-        }
+        let Some((sha256, _size)) = evidence::hash_object(store.as_ref(), &location).await? else {
+            return Err(Error::WrittenFileMissing { table: lake.display_path(TABLE_NAME), path: add.path.clone() });
+        };
+        add.tags.get_or_insert_with(HashMap::new).insert(evidence::FILE_HASH_TAG.to_string(), Some(sha256));
     }
     Ok(())
 }
@@ -380,7 +392,10 @@ impl Lake {
             .with_configuration_property(TableProperty::DataSkippingStatsColumns, Some(schema::col::TIMESTAMP))
             .await;
         match created {
-            Ok(table) => Ok(table),
+            Ok(table) => {
+                evidence::seal(self, [0]).await?;
+                Ok(table)
+            }
             // Another writer created it first: use theirs.
             Err(_) if self.load(None).await?.is_some() => Ok(self.load(None).await?.expect("just loaded")),
             Err(e) => Err(self.delta_err("creating", e)),

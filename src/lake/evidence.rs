@@ -1,0 +1,225 @@
+//! Tamper evidence: what every commit auditlake makes leaves behind, for `auditlake verify`.
+//!
+//! - Each data file a commit adds carries its SHA-256 in the add action's `tags`
+//!   (`auditlake.sha256`; Delta readers ignore tags), next to the size Delta records anyway.
+//! - Each commit gets a record `<lake>/_evidence/<version>.json`: the SHA-256 of the commit file's
+//!   bytes and a hash chain `H(N) = SHA-256(H(P) ‖ N ‖ SHA-256(N.json))`, where `P` is the
+//!   newest sealed version before `N` (normally `N-1`) and `H` before the first record is 32
+//!   zero bytes. Editing, removing or inserting a commit breaks the chain from there on.
+//!
+//! Records are written right after the commit, by the writer that made it, and never
+//! overwritten (create-only). The first commit of a lake made before evidence existed starts the
+//! chain; `verify --init` starts it without a commit. Versions before the first record are
+//! reported as not covered.
+
+use object_store::{ObjectStoreExt, PutMode, PutOptions};
+use serde::{Deserialize, Serialize};
+
+use super::Lake;
+use crate::error::{Error, Result};
+use crate::schema::TABLE_NAME;
+
+/// The add-action tag holding a data file's SHA-256 (hex).
+pub const FILE_HASH_TAG: &str = "auditlake.sha256";
+
+/// Where the records live, under the lake root.
+pub const EVIDENCE_DIR: &str = "_evidence/";
+
+/// The record of one commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub version: u64,
+    /// SHA-256 of the commit file's bytes, hex.
+    pub commit_sha256: String,
+    /// The sealed version this one chains to; `None` for the first record.
+    pub previous_version: Option<u64>,
+    /// `H(N)`, hex.
+    pub chain: String,
+}
+
+/// SHA-256 of bytes, hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+}
+
+/// SHA-256 (hex) and size of a stored object, streamed: `None` when it does not exist.
+pub async fn hash_object(
+    store: &dyn object_store::ObjectStore,
+    location: &object_store::path::Path,
+) -> Result<Option<(String, u64)>> {
+    use futures::StreamExt;
+    let got = match store.get(location).await {
+        Ok(got) => got,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(Error::Store { path: location.to_string(), source: Box::new(e) }),
+    };
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut size = 0u64;
+    let mut stream = got.into_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Error::Store { path: location.to_string(), source: Box::new(e) })?;
+        size += chunk.len() as u64;
+        ctx.update(&chunk);
+    }
+    Ok(Some((hex(ctx.finish().as_ref()), size)))
+}
+
+/// `H(N)` from `H(P)` (hex; `None` for the first record) and the commit's hash (hex).
+pub fn chain(previous: Option<&str>, version: u64, commit_sha256: &str) -> String {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(&previous.and_then(unhex).unwrap_or_else(|| vec![0u8; 32]));
+    ctx.update(&version.to_be_bytes());
+    ctx.update(&unhex(commit_sha256).unwrap_or_default());
+    hex(ctx.finish().as_ref())
+}
+
+/// A commit file's path under the lake root.
+pub fn commit_path(version: u64) -> String {
+    format!("{TABLE_NAME}/_delta_log/{version:020}.json")
+}
+
+fn record_path(version: u64) -> String {
+    format!("{EVIDENCE_DIR}{version:020}.json")
+}
+
+/// Every record, oldest first, and the records that could not be read (path, reason).
+pub async fn records(lake: &Lake) -> Result<(Vec<Record>, Vec<(String, String)>)> {
+    use futures::TryStreamExt;
+    let store = lake.store();
+    let listed: Vec<object_store::ObjectMeta> = match store.list(Some(&lake.path(EVIDENCE_DIR))).try_collect().await {
+        Ok(l) => l,
+        Err(object_store::Error::NotFound { .. }) => Vec::new(),
+        Err(e) => return Err(Error::Store { path: lake.display_path(EVIDENCE_DIR), source: Box::new(e) }),
+    };
+    let mut out = Vec::new();
+    let mut bad = Vec::new();
+    for meta in listed {
+        let name = meta.location.filename().unwrap_or_default().to_string();
+        let bytes = get(lake, &meta.location).await?;
+        match serde_json::from_slice::<Record>(&bytes) {
+            Ok(r) if name == format!("{:020}.json", r.version) => out.push(r),
+            Ok(r) => bad.push((name, format!("holds the record of version {}", r.version))),
+            Err(e) => bad.push((name, format!("not an evidence record: {e}"))),
+        }
+    }
+    out.sort_by_key(|r| r.version);
+    Ok((out, bad))
+}
+
+async fn get(lake: &Lake, location: &object_store::path::Path) -> Result<bytes::Bytes> {
+    let store = lake.store();
+    let got = store.get(location).await.map_err(|e| Error::Store { path: location.to_string(), source: Box::new(e) })?;
+    got.bytes().await.map_err(|e| Error::Store { path: location.to_string(), source: Box::new(e) })
+}
+
+/// The bytes of commit `version`, or `None` when it does not exist.
+pub async fn commit_bytes(lake: &Lake, version: u64) -> Result<Option<bytes::Bytes>> {
+    match lake.store().get(&lake.path(&commit_path(version))).await {
+        Ok(got) => Ok(Some(
+            got.bytes()
+                .await
+                .map_err(|e| Error::Store { path: lake.display_path(&commit_path(version)), source: Box::new(e) })?,
+        )),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(Error::Store { path: lake.display_path(&commit_path(version)), source: Box::new(e) }),
+    }
+}
+
+/// Seals the versions this writer just committed: one record each, chained to the newest record
+/// below it. A record of a concurrent writer's version just below is waited for briefly, so
+/// that the chain stays unbroken when writers interleave.
+pub(crate) async fn seal(lake: &Lake, versions: impl IntoIterator<Item = u64>) -> Result<()> {
+    for version in versions {
+        let Some(commit) = commit_bytes(lake, version).await? else {
+            return Err(Error::Evidence { path: lake.display_path(&commit_path(version)), reason: "the commit just made is gone".into() });
+        };
+        let mut previous = newest_below(lake, version).await?;
+        if version > 0 && previous.as_ref().is_some_and(|p| p.version + 1 < version) {
+            for _ in 0..20 {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                previous = newest_below(lake, version).await?;
+                if previous.as_ref().is_some_and(|p| p.version + 1 == version) {
+                    break;
+                }
+            }
+        }
+        let commit_sha256 = sha256_hex(&commit);
+        let record = Record {
+            version,
+            chain: chain(previous.as_ref().map(|p| p.chain.as_str()), version, &commit_sha256),
+            commit_sha256,
+            previous_version: previous.map(|p| p.version),
+        };
+        write_record(lake, &record).await?;
+    }
+    Ok(())
+}
+
+/// Starts the chain at the table's newest version (`verify --init`); a no-op when records exist.
+pub async fn init(lake: &Lake, newest: u64) -> Result<Option<u64>> {
+    if !records(lake).await?.0.is_empty() {
+        return Ok(None);
+    }
+    seal(lake, [newest]).await?;
+    Ok(Some(newest))
+}
+
+async fn newest_below(lake: &Lake, version: u64) -> Result<Option<Record>> {
+    // Most often the record just below exists: one GET instead of a listing.
+    if version > 0
+        && let Ok(got) = lake.store().get(&lake.path(&record_path(version - 1))).await
+        && let Ok(bytes) = got.bytes().await
+        && let Ok(record) = serde_json::from_slice::<Record>(&bytes)
+    {
+        return Ok(Some(record));
+    }
+    Ok(records(lake).await?.0.into_iter().rfind(|r| r.version < version))
+}
+
+async fn write_record(lake: &Lake, record: &Record) -> Result<()> {
+    let path = record_path(record.version);
+    let body = serde_json::to_vec_pretty(record).expect("a record serialises");
+    let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+    let location = lake.path(&path);
+    let store = lake.store();
+    let put = match store.put_opts(&location, body.clone().into(), opts).await {
+        // A store without create-only writes: a plain one (the version is new anyway).
+        Err(object_store::Error::NotImplemented { .. }) => store.put(&location, body.into()).await,
+        other => other,
+    };
+    match put {
+        Ok(_) => Ok(()),
+        Err(object_store::Error::AlreadyExists { .. }) => Err(Error::Evidence {
+            path: lake.display_path(&path),
+            reason: "a record for this version already exists; records are never overwritten".into(),
+        }),
+        Err(e) => Err(Error::Store { path: lake.display_path(&path), source: Box::new(e) }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_depends_on_every_input() {
+        let c = sha256_hex(b"commit");
+        let first = chain(None, 0, &c);
+        assert_eq!(first, chain(Some(&"00".repeat(32)), 0, &c));
+        assert_ne!(first, chain(None, 1, &c));
+        assert_ne!(first, chain(None, 0, &sha256_hex(b"commit!")));
+        assert_ne!(chain(Some(&first), 1, &c), chain(Some(&sha256_hex(b"x")), 1, &c));
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+}
