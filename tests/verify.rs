@@ -236,3 +236,47 @@ fn a_lake_from_before_evidence_is_covered_from_init() {
     let newest = newest_version(&lake);
     assert_eq!(report["covered_from"], newest);
 }
+
+#[test]
+fn with_a_signing_key_evidence_rewritten_without_it_is_forged() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("signing.pem");
+    let out = auditlake(dir.path()).args(["verify", "--new-key"]).arg(&key).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let public = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(public.len(), 64);
+
+    let lake = dir.path().join("lake");
+    for f in common::files_under(&common::sample_data()).iter().take(3) {
+        auditlake(&lake).env("AUDITLAKE_SIGNING_KEY", &key).arg("ingest").arg(f).assert().code(predicates::ord::lt(4));
+    }
+    let (code, report) = verify(&lake, &["--public-key", &public]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["signatures_checked"], true);
+
+    // Without the key, an attacker edits commit 1 and rewrites every record from there so the
+    // chain is consistent again: only the signatures give it away.
+    let path = commit(&lake, 1);
+    let text = std::fs::read_to_string(&path).unwrap().replacen("\"add\"", "\"add\" ", 1);
+    std::fs::write(&path, &text).unwrap();
+    let mut previous: Option<String> = None;
+    for v in 0..=newest_version(&lake) {
+        let record_path = lake.join(format!("_evidence/{v:020}.json"));
+        let mut r: Value = serde_json::from_str(&std::fs::read_to_string(&record_path).unwrap()).unwrap();
+        let sha = auditlake::lake::evidence::sha256_hex(&std::fs::read(commit(&lake, v)).unwrap());
+        let chain = auditlake::lake::evidence::chain(previous.as_deref(), v, &sha);
+        r["commit_sha256"] = sha.into();
+        r["chain"] = chain.clone().into();
+        std::fs::write(&record_path, serde_json::to_string(&r).unwrap()).unwrap();
+        previous = Some(chain);
+    }
+    assert_eq!(verify(&lake, &["--quick"]).0, 0, "without the key the rewrite is consistent");
+    let (kinds, _) = tampered(&lake, &["--quick", "--public-key", &public]);
+    assert!(kinds.iter().all(|k| k == "evidence_forged") && !kinds.is_empty(), "{kinds:?}");
+
+    // A lake written without the key fails a check that requires signatures.
+    let unsigned = dir.path().join("unsigned");
+    auditlake(&unsigned).arg("ingest").arg(common::sample_data()).assert().code(3);
+    let (kinds, _) = tampered(&unsigned, &["--public-key", &public]);
+    assert!(kinds.iter().all(|k| k == "evidence_unsigned") && !kinds.is_empty(), "{kinds:?}");
+}

@@ -280,6 +280,13 @@ pub struct VerifyArgs {
     /// (the first commit of a new auditlake does the same); then verify
     #[arg(long)]
     pub init: bool,
+    /// Require every evidence record to be signed by this Ed25519 key: 64 hex digits, or a file
+    /// (hex, or PEM from `openssl pkey -pubout`). Writers sign with AUDITLAKE_SIGNING_KEY
+    #[arg(long, env = "AUDITLAKE_VERIFY_KEY", value_name = "KEY")]
+    pub public_key: Option<String>,
+    /// Write a new signing key (PKCS#8 PEM, mode 0600) to FILE, print its public key, and exit
+    #[arg(long, value_name = "FILE", exclusive = true)]
+    pub new_key: Option<PathBuf>,
     /// `table` for people (stdout), `json` for tools
     #[arg(long, value_enum, default_value_t = InfoFormat::Table)]
     pub format: InfoFormat,

@@ -113,6 +113,19 @@ pub async fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Verify(args) => {
+            if let Some(path) = &args.new_key {
+                let public = auditlake::lake::evidence::new_key(path)?;
+                println!("{public}");
+                if say {
+                    eprintln!(
+                        "signing key written to {}; writers set AUDITLAKE_SIGNING_KEY to it, verify takes --public-key {public}",
+                        path.display()
+                    );
+                }
+                return Ok(0);
+            }
+            let public_key =
+                args.public_key.as_deref().map(auditlake::lake::evidence::parse_public_key).transpose().map_err(usage)?;
             if args.init {
                 let table = lake.existing().await?;
                 let newest = table.version().unwrap_or(0) as u64;
@@ -122,7 +135,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
                     _ => {}
                 }
             }
-            let opts = auditlake::verify::VerifyOptions { quick: args.quick, version: args.as_of_version };
+            let opts = auditlake::verify::VerifyOptions { quick: args.quick, version: args.as_of_version, public_key };
             let spinner = print::Spinner::start(say && args.format == args::InfoFormat::Table, "verifying");
             let report = auditlake::verify::verify(&lake, &opts).await.context("verify failed")?;
             spinner.stop();

@@ -192,6 +192,9 @@ pub fn verify(r: &VerifyReport, format: InfoFormat) -> Result<()> {
         (Some(from), None) => writeln!(out, "  evidence from version {from}; the version checked has no record")?,
         (None, _) => writeln!(out, "  no evidence yet: `auditlake verify --init` starts the chain")?,
     }
+    if r.signatures_checked {
+        writeln!(out, "  every record's signature checked against --public-key")?;
+    }
     let how = if r.quick { "sizes checked (--quick)" } else { "hashed" };
     writeln!(
         out,

@@ -35,6 +35,98 @@ pub struct Record {
     pub previous_version: Option<u64>,
     /// `H(N)`, hex.
     pub chain: String,
+    /// Ed25519 signature (hex) of [`signed_message`], when the writer held a signing key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+/// The environment variable naming the signing key's file (PKCS#8, PEM or DER).
+pub const SIGNING_KEY_ENV: &str = "AUDITLAKE_SIGNING_KEY";
+
+/// What a record's signature covers: its version and chain value, so a signed head pins every
+/// commit before it.
+pub fn signed_message(version: u64, chain: &str) -> Vec<u8> {
+    let mut m = b"auditlake-evidence-v1".to_vec();
+    m.extend_from_slice(&version.to_be_bytes());
+    m.extend_from_slice(&unhex(chain).unwrap_or_default());
+    m
+}
+
+/// Reads PEM (`-----BEGIN ...`) or DER bytes into DER.
+fn der(bytes: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let text = std::str::from_utf8(bytes).ok().map(str::trim);
+    match text {
+        Some(t) if t.starts_with("-----BEGIN") => {
+            let body: String = t.lines().filter(|l| !l.starts_with("-----")).collect();
+            base64::engine::general_purpose::STANDARD.decode(body.trim()).ok()
+        }
+        _ => Some(bytes.to_vec()),
+    }
+}
+
+/// The signing key named by `AUDITLAKE_SIGNING_KEY`, if set.
+pub fn signing_key() -> Result<Option<ring::signature::Ed25519KeyPair>> {
+    let Ok(path) = std::env::var(SIGNING_KEY_ENV) else { return Ok(None) };
+    let bad = |reason: String| Error::Evidence { path: path.clone(), reason };
+    let bytes = std::fs::read(&path).map_err(|e| bad(format!("cannot read the signing key ({SIGNING_KEY_ENV}): {e}")))?;
+    let der = der(&bytes).ok_or_else(|| bad("not a PEM or DER key".into()))?;
+    ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der)
+        .map(Some)
+        .map_err(|e| bad(format!("not an Ed25519 PKCS#8 key ({e}); `auditlake verify --new-key FILE` makes one")))
+}
+
+/// Writes a new Ed25519 signing key (PKCS#8 PEM, readable by its owner only) to `path`;
+/// returns its public key, hex, for `verify --public-key`.
+pub fn new_key(path: &std::path::Path) -> Result<String> {
+    use base64::Engine;
+    use ring::signature::KeyPair;
+    let bad = |reason: String| Error::Evidence { path: path.display().to_string(), reason };
+    let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
+        .map_err(|e| bad(format!("generating a key failed: {e}")))?;
+    let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|e| bad(e.to_string()))?;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref());
+    let pem = format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n");
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path).map_err(|e| bad(format!("cannot create it: {e}")))?;
+    file.write_all(pem.as_bytes()).map_err(|e| bad(e.to_string()))?;
+    Ok(hex(pair.public_key().as_ref()))
+}
+
+/// A public key from `verify --public-key`: 64 hex digits, or a file holding those or a PEM/DER
+/// SubjectPublicKeyInfo (`openssl pkey -pubout`).
+pub fn parse_public_key(text: &str) -> Result<Vec<u8>, String> {
+    let t = text.trim();
+    if t.len() == 64 && let Some(k) = unhex(t) {
+        return Ok(k);
+    }
+    let bytes = std::fs::read(t).map_err(|e| format!("--public-key '{t}': neither 64 hex digits nor a readable file: {e}"))?;
+    if let Ok(s) = std::str::from_utf8(&bytes)
+        && s.trim().len() == 64
+        && let Some(k) = unhex(s.trim())
+    {
+        return Ok(k);
+    }
+    let der = der(&bytes).ok_or_else(|| format!("--public-key '{t}': not a key"))?;
+    // An Ed25519 SubjectPublicKeyInfo is a 12-byte header and the 32-byte key.
+    match der.len() {
+        44 => Ok(der[12..].to_vec()),
+        32 => Ok(der),
+        n => Err(format!("--public-key '{t}': not an Ed25519 public key ({n} bytes)")),
+    }
+}
+
+/// Whether `record`'s signature is valid for `public_key`; `None` when it has none.
+pub fn signature_valid(public_key: &[u8], record: &Record) -> Option<bool> {
+    let sig = unhex(record.signature.as_deref()?)?;
+    let key = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public_key);
+    Some(key.verify(&signed_message(record.version, &record.chain), &sig).is_ok())
 }
 
 /// SHA-256 of bytes, hex.
@@ -140,6 +232,7 @@ pub async fn commit_bytes(lake: &Lake, version: u64) -> Result<Option<bytes::Byt
 /// below it. A record of a concurrent writer's version just below is waited for briefly, so
 /// that the chain stays unbroken when writers interleave.
 pub(crate) async fn seal(lake: &Lake, versions: impl IntoIterator<Item = u64>) -> Result<()> {
+    let key = signing_key()?;
     for version in versions {
         let Some(commit) = commit_bytes(lake, version).await? else {
             return Err(Error::Evidence { path: lake.display_path(&commit_path(version)), reason: "the commit just made is gone".into() });
@@ -155,12 +248,10 @@ pub(crate) async fn seal(lake: &Lake, versions: impl IntoIterator<Item = u64>) -
             }
         }
         let commit_sha256 = sha256_hex(&commit);
-        let record = Record {
-            version,
-            chain: chain(previous.as_ref().map(|p| p.chain.as_str()), version, &commit_sha256),
-            commit_sha256,
-            previous_version: previous.map(|p| p.version),
-        };
+        let chain = chain(previous.as_ref().map(|p| p.chain.as_str()), version, &commit_sha256);
+        let signature = key.as_ref().map(|k| hex(k.sign(&signed_message(version, &chain)).as_ref()));
+        let record =
+            Record { version, chain, commit_sha256, previous_version: previous.map(|p| p.version), signature };
         write_record(lake, &record).await?;
     }
     Ok(())

@@ -217,6 +217,7 @@ pub async fn drop_partitions(
     dates: &HashSet<String>,
     cutoff: chrono::NaiveDate,
 ) -> Result<Option<u64>> {
+    evidence::signing_key()?;
     let snapshot = table.snapshot().map_err(|e| lake.delta_err("reading", e))?.clone();
     let removes: Vec<Action> = snapshot
         .log_data()
@@ -252,6 +253,7 @@ pub async fn vacuum(lake: &Lake, table: DeltaTable, older_than: chrono::Duration
         Some(started) => older_than.max(now - started + chrono::Duration::minutes(1)),
         None => older_than,
     };
+    evidence::signing_key()?;
     let before = table.version();
     let (after, metrics) = table
         .vacuum()
@@ -272,11 +274,30 @@ pub async fn vacuum(lake: &Lake, table: DeltaTable, older_than: chrono::Duration
 /// checks), and fails when one is no longer on storage (removed by hand, or by a vacuum that did
 /// not see this writer): committing it would make the table unreadable.
 async fn seal_files(lake: &Lake, table: &DeltaTable, adds: &mut [Add]) -> Result<()> {
+    use futures::StreamExt;
+    // A bad signing key fails the job before its commit, not after.
+    evidence::signing_key()?;
+    // SHA-256 runs at about 150 MB/s a core here (measured, as fast as `sha256sum`): files are
+    // hashed on every core at once, each on a runtime worker.
     let store = table.object_store();
-    for add in adds {
-        let location = Path::from_url_path(&add.path)
-            .map_err(|e| Error::TableFile { path: add.path.clone(), reason: e.to_string() })?;
-        let Some((sha256, _size)) = evidence::hash_object(store.as_ref(), &location).await? else {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let paths: Vec<String> = adds.iter().map(|a| a.path.clone()).collect();
+    let hashes: Vec<Result<Option<(String, u64)>>> = futures::stream::iter(paths)
+        .map(|path| {
+            let store = store.clone();
+            async move {
+                let location = Path::from_url_path(&path)
+                    .map_err(|e| Error::TableFile { path: path.clone(), reason: e.to_string() })?;
+                tokio::spawn(async move { evidence::hash_object(store.as_ref(), &location).await })
+                    .await
+                    .map_err(|e| Error::TableFile { path, reason: format!("hashing failed: {e}") })?
+            }
+        })
+        .buffered(cores)
+        .collect()
+        .await;
+    for (add, hashed) in adds.iter_mut().zip(hashes) {
+        let Some((sha256, _size)) = hashed? else {
             return Err(Error::WrittenFileMissing { table: lake.display_path(TABLE_NAME), path: add.path.clone() });
         };
         add.tags.get_or_insert_with(HashMap::new).insert(evidence::FILE_HASH_TAG.to_string(), Some(sha256));

@@ -33,13 +33,15 @@ pub struct VerifyOptions {
     pub quick: bool,
     /// Check up to this version instead of the newest.
     pub version: Option<u64>,
+    /// The Ed25519 public key whose signature every record must carry.
+    pub public_key: Option<Vec<u8>>,
 }
 
 /// One problem found: what, where, and the details.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Finding {
     /// A stable name: `commit_missing`, `commit_altered`, `commit_without_evidence`,
-    /// `evidence_altered`, `commits_truncated`, `file_missing`, `file_altered`, `file_injected`,
+    /// `evidence_altered`, `evidence_unsigned`, `evidence_forged`, `commits_truncated`, `file_missing`, `file_altered`, `file_injected`,
     /// `data_removed`, `compaction_changed_rows`, `checkpoint_mismatch`.
     pub kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -76,6 +78,8 @@ pub struct VerifyReport {
     /// Live files added before evidence began: checked for presence and size only.
     pub files_not_covered: u64,
     pub quick: bool,
+    /// Every record's signature was checked against `--public-key`.
+    pub signatures_checked: bool,
     pub maintenance: Vec<Maintenance>,
     pub findings: Vec<Finding>,
     pub seconds: f64,
@@ -97,7 +101,8 @@ fn finding(kind: &'static str, version: Option<u64>, path: Option<String>, detai
 /// Verifies the lake's table; see the module docs.
 pub async fn verify(lake: &Lake, opts: &VerifyOptions) -> Result<VerifyReport> {
     let started = Instant::now();
-    let mut report = VerifyReport { quick: opts.quick, ..Default::default() };
+    let mut report =
+        VerifyReport { quick: opts.quick, signatures_checked: opts.public_key.is_some(), ..Default::default() };
     let log = list_log(lake).await?;
     let Some(&newest) = log.commits.iter().max() else {
         return Err(Error::NoTable { table: lake.display_path(TABLE_NAME) });
@@ -145,6 +150,23 @@ pub async fn verify(lake: &Lake, opts: &VerifyOptions) -> Result<VerifyReport> {
         };
         report.commits += 1;
         check_commit(version, &bytes, records.get(&version), report.covered_from, &mut previous_record, &mut report.findings);
+        if let (Some(key), Some(record)) = (&opts.public_key, records.get(&version)) {
+            match evidence::signature_valid(key, record) {
+                Some(true) => {}
+                Some(false) => report.findings.push(finding(
+                    "evidence_forged",
+                    Some(version),
+                    None,
+                    "the record's signature does not verify with --public-key: it was made or changed without the key",
+                )),
+                None => report.findings.push(finding(
+                    "evidence_unsigned",
+                    Some(version),
+                    None,
+                    "the record has no signature, but --public-key expects one on every record",
+                )),
+            }
+        }
         if let Some(r) = records.get(&version) {
             report.chain_head = Some(r.chain.clone());
         }
