@@ -280,3 +280,52 @@ fn with_a_signing_key_evidence_rewritten_without_it_is_forged() {
     let (kinds, _) = tampered(&unsigned, &["--public-key", &public]);
     assert!(kinds.iter().all(|k| k == "evidence_unsigned") && !kinds.is_empty(), "{kinds:?}");
 }
+
+#[test]
+fn a_truncation_that_also_removes_its_evidence_is_found_only_with_a_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let copy = dir.path().join("locked-bucket");
+    for f in common::files_under(&common::sample_data()).iter().take(4) {
+        auditlake(&lake).arg("--evidence-url").arg(&copy).arg("ingest").arg(f).assert().code(predicates::ord::lt(4));
+    }
+    assert_eq!(verify(&lake, &["--evidence-url", copy.to_str().unwrap()]).0, 0);
+    // The newest commit and its record both go: the lake alone looks intact.
+    let newest = newest_version(&lake);
+    std::fs::remove_file(commit(&lake, newest)).unwrap();
+    std::fs::remove_file(lake.join(format!("_evidence/{newest:020}.json"))).unwrap();
+    // The lake alone shows only the commit's files left behind, not that a commit is gone (and
+    // nothing at all once those are deleted too: the README says so).
+    let (kinds, _) = tampered(&lake, &[]);
+    assert!(kinds.iter().all(|k| k == "file_injected"), "{kinds:?}");
+    let (kinds, _) = tampered(&lake, &["--evidence-url", copy.to_str().unwrap()]);
+    assert!(kinds.contains(&"commits_truncated".to_string()), "{kinds:?}");
+}
+
+#[tokio::test]
+async fn tampering_on_the_s3_test_server_is_found() {
+    use object_store::ObjectStoreExt;
+    let bucket = common::s3::bucket("verify");
+    let lake = format!("s3://{bucket}/lake");
+    let cmd = |args: &[&str]| {
+        let mut c = Command::cargo_bin("auditlake").unwrap();
+        c.arg("--lake").arg(&lake).args(args);
+        c
+    };
+    common::s3::run(cmd(&["ingest"]).arg(common::sample_data()), 3);
+    common::s3::run(&mut cmd(&["verify"]), 0);
+
+    let store = auditlake::lake::s3_store(&url::Url::parse(&format!("s3://{bucket}/")).unwrap()).unwrap();
+    let files: Vec<object_store::ObjectMeta> = {
+        use futures::TryStreamExt;
+        store.list(Some(&object_store::path::Path::from("lake/audit_log"))).try_collect().await.unwrap()
+    };
+    let file = files.iter().find(|m| m.location.as_ref().ends_with(".parquet") && !m.location.as_ref().contains("_delta_log")).unwrap();
+    let mut bytes = store.get(&file.location).await.unwrap().bytes().await.unwrap().to_vec();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    store.put(&file.location, bytes.into()).await.unwrap();
+    let out = common::s3::run(&mut cmd(&["verify", "--format", "json"]), 4);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["findings"][0]["kind"], "file_altered", "{report:#}");
+}

@@ -22,6 +22,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "AUDITLAKE_LAKE", default_value = "./lake", value_name = "URL")]
     pub lake: String,
 
+    /// Also keep every evidence record here (for `verify`): a bucket under S3 Object Lock or
+    /// another account, where whoever can write the lake cannot rewrite them
+    #[arg(long, global = true, env = "AUDITLAKE_EVIDENCE_URL", value_name = "URL")]
+    pub evidence_url: Option<String>,
+
     /// No progress bars or summaries on stderr (errors are still printed)
     #[arg(long, short, global = true)]
     pub quiet: bool,

@@ -48,6 +48,10 @@ fn window(args: &WindowArgs) -> Result<Window> {
 /// Runs the parsed command; returns the process exit status.
 pub async fn run(cli: Cli) -> Result<u8> {
     let lake = Lake::open(&cli.lake)?;
+    let lake = match &cli.evidence_url {
+        Some(url) => lake.with_evidence_copy(url)?,
+        None => lake,
+    };
     let say = !cli.quiet;
     match cli.command {
         Command::Ingest(args) => {

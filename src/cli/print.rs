@@ -192,6 +192,9 @@ pub fn verify(r: &VerifyReport, format: InfoFormat) -> Result<()> {
         (Some(from), None) => writeln!(out, "  evidence from version {from}; the version checked has no record")?,
         (None, _) => writeln!(out, "  no evidence yet: `auditlake verify --init` starts the chain")?,
     }
+    if let Some(copy) = &r.evidence_copy {
+        writeln!(out, "  evidence compared with the copy at {copy}")?;
+    }
     if r.signatures_checked {
         writeln!(out, "  every record's signature checked against --public-key")?;
     }

@@ -8,7 +8,8 @@
 //!   zero bytes. Editing, removing or inserting a commit breaks the chain from there on.
 //!
 //! Records are written right after the commit, by the writer that made it, and never
-//! overwritten (create-only). The first commit of a lake made before evidence existed starts the
+//! overwritten (create-only); with `--evidence-url`, also to a second location (a bucket under
+//! S3 Object Lock, another account), where whoever can write the lake cannot rewrite them. The first commit of a lake made before evidence existed starts the
 //! chain; `verify --init` starts it without a commit. Versions before the first record are
 //! reported as not covered.
 
@@ -279,6 +280,15 @@ async fn newest_below(lake: &Lake, version: u64) -> Result<Option<Record>> {
 }
 
 async fn write_record(lake: &Lake, record: &Record) -> Result<()> {
+    write_record_at(lake, record).await?;
+    if let Some(copy) = lake.evidence_copy() {
+        copy.ensure_local_dir()?;
+        write_record_at(copy, record).await?;
+    }
+    Ok(())
+}
+
+async fn write_record_at(lake: &Lake, record: &Record) -> Result<()> {
     let path = record_path(record.version);
     let body = serde_json::to_vec_pretty(record).expect("a record serialises");
     let opts = PutOptions { mode: PutMode::Create, ..Default::default() };

@@ -48,6 +48,9 @@ pub struct Lake {
     store: Arc<dyn ObjectStore>,
     /// Set for a local lake, whose folder is created on first write.
     local_dir: Option<PathBuf>,
+    /// A second place for the evidence records (`--evidence-url`), e.g. a bucket under S3 Object
+    /// Lock: its own `_evidence/` folder.
+    evidence_copy: Option<Arc<Lake>>,
 }
 
 impl std::fmt::Debug for Lake {
@@ -85,7 +88,7 @@ impl Lake {
                     .clone();
                 let root = Url::parse(&format!("memory:///{}/", name.trim_matches('/')).replace(":////", ":///"))
                     .map_err(|e| bad(e.to_string()))?;
-                Ok(Lake { location: location.to_string(), root, store, local_dir: None })
+                Ok(Lake { location: location.to_string(), root, store, local_dir: None, evidence_copy: None })
             }
             Some(url) if url.scheme() == "file" => {
                 let path = url.to_file_path().map_err(|()| bad("not a local file URL".into()))?;
@@ -94,7 +97,7 @@ impl Lake {
             Some(url) => {
                 let store = cloud_store(&url).map_err(bad)?;
                 let root = with_trailing_slash(url);
-                Ok(Lake { location: location.to_string(), root, store, local_dir: None })
+                Ok(Lake { location: location.to_string(), root, store, local_dir: None, evidence_copy: None })
             }
             None => Self::local(location, PathBuf::from(location)),
         }
@@ -116,7 +119,24 @@ impl Lake {
             p
         });
         let root = Url::from_directory_path(&abs).map_err(|()| bad("not an absolute path".into()))?;
-        Ok(Lake { location: location.to_string(), root, store: Arc::new(LocalFileSystem::new()), local_dir: Some(abs) })
+        Ok(Lake {
+            location: location.to_string(),
+            root,
+            store: Arc::new(LocalFileSystem::new()),
+            local_dir: Some(abs),
+            evidence_copy: None,
+        })
+    }
+
+    /// Keeps a copy of every evidence record at `location` as well (any lake location).
+    pub fn with_evidence_copy(mut self, location: &str) -> Result<Lake> {
+        self.evidence_copy = Some(Arc::new(Lake::open(location)?));
+        Ok(self)
+    }
+
+    /// Where evidence records are copied, if anywhere.
+    pub fn evidence_copy(&self) -> Option<&Lake> {
+        self.evidence_copy.as_deref()
     }
 
     /// The location as the user gave it.
@@ -158,7 +178,7 @@ impl Lake {
             .map_err(|e| Error::Store { path: self.display_path(relative), source: Box::new(e) })
     }
 
-    fn ensure_local_dir(&self) -> Result<()> {
+    pub(crate) fn ensure_local_dir(&self) -> Result<()> {
         if let Some(dir) = &self.local_dir {
             std::fs::create_dir_all(dir).map_err(|e| Error::LakeLocation {
                 location: self.location.clone(),

@@ -80,6 +80,8 @@ pub struct VerifyReport {
     pub quick: bool,
     /// Every record's signature was checked against `--public-key`.
     pub signatures_checked: bool,
+    /// The second location whose records were compared (`--evidence-url`).
+    pub evidence_copy: Option<String>,
     pub maintenance: Vec<Maintenance>,
     pub findings: Vec<Finding>,
     pub seconds: f64,
@@ -122,6 +124,9 @@ pub async fn verify(lake: &Lake, opts: &VerifyOptions) -> Result<VerifyReport> {
         report.findings.push(finding("evidence_altered", None, Some(format!("{}{name}", evidence::EVIDENCE_DIR)), reason));
     }
     let records: BTreeMap<u64, Record> = records.into_iter().map(|r| (r.version, r)).collect();
+    if let Some(copy) = lake.evidence_copy() {
+        compare_copy(copy, &records, newest, &mut report).await?;
+    }
     report.covered_from = records.keys().next().copied();
     // Records of versions the log no longer has: commits were removed from its end.
     let beyond: Vec<u64> = records.keys().copied().filter(|v| *v > newest).collect();
@@ -190,6 +195,39 @@ pub async fn verify(lake: &Lake, opts: &VerifyOptions) -> Result<VerifyReport> {
     report.intact = report.findings.is_empty();
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// The lake's records against the copy kept elsewhere (`--evidence-url`): the copy wins.
+async fn compare_copy(copy: &Lake, records: &BTreeMap<u64, Record>, newest: u64, report: &mut VerifyReport) -> Result<()> {
+    let (copied, bad) = evidence::records(copy).await?;
+    report.evidence_copy = Some(copy.location().to_string());
+    for (name, reason) in bad {
+        report.findings.push(finding("evidence_altered", None, Some(format!("{}: {name}", copy.location())), reason));
+    }
+    for c in &copied {
+        match records.get(&c.version) {
+            Some(r) if r == c => {}
+            Some(_) => report.findings.push(finding(
+                "evidence_altered",
+                Some(c.version),
+                None,
+                format!("the lake's evidence record differs from the copy at {}", copy.location()),
+            )),
+            None if c.version > newest => report.findings.push(finding(
+                "commits_truncated",
+                Some(c.version),
+                None,
+                format!("the copy at {} holds evidence of version {}, past the log's end ({newest})", copy.location(), c.version),
+            )),
+            None => report.findings.push(finding(
+                "evidence_altered",
+                Some(c.version),
+                None,
+                format!("the lake's evidence record is gone; the copy at {} has it", copy.location()),
+            )),
+        }
+    }
+    Ok(())
 }
 
 /// The versions of the commit files and checkpoints in `_delta_log/`.
