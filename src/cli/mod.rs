@@ -300,6 +300,23 @@ async fn pull(lake: &Lake, args: args::PullArgs, say: bool) -> Result<u8> {
     }
 }
 
+/// The report header's tamper evidence: `verify --quick` of the version the report read.
+async fn evidence_line(lake: &Lake, version: u64) -> Result<String> {
+    let opts = auditlake::verify::VerifyOptions { quick: true, version: Some(version), public_key: None };
+    let r = auditlake::verify::verify(lake, &opts).await.context("checking the tamper evidence failed")?;
+    let head = match (&r.chain_head, r.covered_from) {
+        (Some(head), Some(from)) => format!("chain head {head} (evidence from version {from})"),
+        (None, Some(from)) => format!("version {version} has no evidence record (evidence from version {from})"),
+        (None, None) | (Some(_), None) => "no evidence records (`auditlake verify --init` starts them)".to_string(),
+    };
+    let verdict = if r.intact {
+        "`auditlake verify --quick` passed for this version".to_string()
+    } else {
+        format!("`auditlake verify --quick` FOUND {} problem(s) for this version: run `auditlake verify`", r.findings.len())
+    };
+    Ok(format!("{head}; {verdict}"))
+}
+
 /// Sleeps `every`, or less when `stop` turns true.
 async fn wait_or_stop(every: std::time::Duration, stop: &mut tokio::sync::watch::Receiver<bool>) {
     tokio::select! {
@@ -499,7 +516,10 @@ async fn report(lake: &Lake, args: ReportArgs, say: bool) -> Result<u8> {
     };
     let started = std::time::Instant::now();
     let spinner = print::Spinner::start(say, "building the report");
-    let report = report::build(lake, &opts).await.context("report failed")?;
+    let mut report = report::build(lake, &opts).await.context("report failed")?;
+    if let Some(version) = report.header.table_version {
+        report.header.evidence = Some(evidence_line(lake, version).await?);
+    }
     spinner.stop();
     let body = match format {
         Format::Html => Some(render::html::render(&report)),

@@ -165,6 +165,9 @@ pub struct Header {
     pub table: String,
     /// `None` when the lake has no table yet.
     pub table_version: Option<u64>,
+    /// The tamper evidence of that version (chain head, and whether `verify --quick` passed),
+    /// filled in by the caller that ran the check; `None` when it was not checked.
+    pub evidence: Option<String>,
     pub events: i64,
     pub business_hours: String,
     pub burst_rule: String,
@@ -310,6 +313,7 @@ pub async fn build(lake: &Lake, opts: &ReportOptions) -> Result<Report> {
         workspaces,
         table: lake.display_path(schema::TABLE_NAME),
         table_version: version,
+        evidence: None,
         events,
         business_hours: format!(
             "{}-{} Monday to Friday",

@@ -61,7 +61,7 @@ pub(crate) fn header_rows(report: &Report) -> Vec<(&'static str, String)> {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    vec![
+    let mut rows = vec![
         ("Period", format!("{} to {} (inclusive), {}", h.period_from, h.period_to, h.time_zone)),
         ("Period in UTC", format!("{} to {} (end exclusive)", h.period_start_utc, h.period_end_utc)),
         (
@@ -81,5 +81,9 @@ pub(crate) fn header_rows(report: &Report) -> Vec<(&'static str, String)> {
         ("Gap threshold", format!("{} hours", h.gap_hours)),
         ("Generated", h.generated_at.clone()),
         ("auditlake version", h.auditlake_version.clone()),
-    ]
+    ];
+    if let Some(evidence) = &h.evidence {
+        rows.insert(7, ("Tamper evidence", evidence.clone()));
+    }
+    rows
 }
