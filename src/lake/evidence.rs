@@ -240,7 +240,8 @@ pub(crate) async fn seal(lake: &Lake, versions: impl IntoIterator<Item = u64>) -
         };
         let mut previous = newest_below(lake, version).await?;
         if version > 0 && previous.as_ref().is_some_and(|p| p.version + 1 < version) {
-            for _ in 0..20 {
+            // A concurrent writer's commit just below, not sealed yet: give it ten seconds.
+            for _ in 0..100 {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 previous = newest_below(lake, version).await?;
                 if previous.as_ref().is_some_and(|p| p.version + 1 == version) {

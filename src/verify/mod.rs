@@ -142,7 +142,6 @@ pub async fn verify(lake: &Lake, opts: &VerifyOptions) -> Result<VerifyReport> {
     let mut live: HashMap<String, FileInfo> = HashMap::new();
     let mut ever_added: HashSet<String> = HashSet::new();
     let mut live_at_checkpoint: HashMap<u64, HashSet<String>> = HashMap::new();
-    let mut previous_record: Option<&Record> = None;
     for version in 0..=upto {
         let Some(bytes) = evidence::commit_bytes(lake, version).await? else {
             report.findings.push(finding(
@@ -154,7 +153,7 @@ pub async fn verify(lake: &Lake, opts: &VerifyOptions) -> Result<VerifyReport> {
             continue;
         };
         report.commits += 1;
-        check_commit(version, &bytes, records.get(&version), report.covered_from, &mut previous_record, &mut report.findings);
+        check_commit(version, &bytes, &records, report.covered_from, &mut report.findings);
         if let (Some(key), Some(record)) = (&opts.public_key, records.get(&version)) {
             match evidence::signature_valid(key, record) {
                 Some(true) => {}
@@ -258,15 +257,18 @@ async fn list_log(lake: &Lake) -> Result<LogListing> {
 }
 
 /// A commit against its record and the chain.
-fn check_commit<'a>(
+///
+/// A record chains to the newest record before it, except when two writers committed at once
+/// and the later one sealed first: then it chains to an older record. Either way the chain value
+/// must follow from the record it names, so no record can be changed without breaking it.
+fn check_commit(
     version: u64,
     bytes: &[u8],
-    record: Option<&'a Record>,
+    records: &BTreeMap<u64, Record>,
     covered_from: Option<u64>,
-    previous: &mut Option<&'a Record>,
     findings: &mut Vec<Finding>,
 ) {
-    let Some(record) = record else {
+    let Some(record) = records.get(&version) else {
         if covered_from.is_some_and(|c| version > c) {
             findings.push(finding(
                 "commit_without_evidence",
@@ -286,20 +288,25 @@ fn check_commit<'a>(
             format!("the commit file's SHA-256 is {sha}, its evidence says {}", record.commit_sha256),
         ));
     }
-    let expected_previous = previous.map(|p| p.version);
+    let first = records.keys().next() == Some(&version);
+    let previous = record.previous_version.filter(|p| *p < version).and_then(|p| records.get(&p));
+    let linked = match record.previous_version {
+        None => first,
+        Some(_) => previous.is_some(),
+    };
     let chained = evidence::chain(previous.map(|p| p.chain.as_str()), version, &record.commit_sha256);
-    if record.previous_version != expected_previous || chained != record.chain {
+    if !linked || chained != record.chain {
         findings.push(finding(
             "evidence_altered",
             Some(version),
             None,
-            format!(
-                "the hash chain breaks here: the record chains to version {:?} with {}, the records before it give {:?} and {chained}",
-                record.previous_version, record.chain, expected_previous
-            ),
+            match (linked, record.previous_version) {
+                (false, Some(p)) => format!("the record chains to version {p}, which has no record"),
+                (false, None) => "the record claims to start the chain, but earlier records exist".to_string(),
+                _ => format!("the hash chain breaks here: the record says {}, its inputs give {chained}", record.chain),
+            },
         ));
     }
-    *previous = Some(record);
 }
 
 /// What a commit says it is, for a message: operation and engine.
