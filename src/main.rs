@@ -42,7 +42,11 @@ fn main() -> ExitCode {
         // `| head` closing the pipe is not a failure (ripgrep does the same).
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {}", redact(&say_once(&err)));
+            let text = redact(&say_once(&err));
+            eprintln!("error: {text}");
+            if let Some(hint) = credentials_hint(&text) {
+                eprintln!("hint: {hint}");
+            }
             if is_usage(&err) { ExitCode::from(2) } else { ExitCode::FAILURE }
         }
     }
@@ -113,6 +117,31 @@ fn redact(text: &str) -> String {
     out
 }
 
+/// What to set when a store found no credentials: its error names only the last place it tried
+/// (the cloud's instance metadata service), not the variables a user would set.
+fn credentials_hint(text: &str) -> Option<&'static str> {
+    if text.contains("metadata.google.internal") || text.contains("GOOGLE_APPLICATION_CREDENTIALS") {
+        Some(
+            "no Google Cloud credentials were found: set GOOGLE_APPLICATION_CREDENTIALS (or \
+             GOOGLE_SERVICE_ACCOUNT) to a service account key file; the metadata server was tried",
+        )
+    } else if text.contains("169.254.169.254/metadata") || text.contains("AZURE_") {
+        Some(
+            "no Azure credentials were found: set AZURE_STORAGE_ACCOUNT_NAME with AZURE_STORAGE_ACCOUNT_KEY \
+             (or a SAS token, or AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET); managed identity was tried",
+        )
+    } else if text.contains("169.254.169.254") || text.contains("169.254.170.2") || text.contains("InvalidAccessKeyId")
+    {
+        Some(
+            "no usable AWS credentials were found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and \
+             AWS_REGION; AWS_ENDPOINT_URL for an S3-compatible store), or AWS_WEB_IDENTITY_TOKEN_FILE with \
+             AWS_ROLE_ARN; the container and instance metadata credentials were tried",
+        )
+    } else {
+        None
+    }
+}
+
 fn is_usage(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
         e.downcast_ref::<cli::UsageError>().is_some()
@@ -157,6 +186,15 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_cloud_credentials_get_a_hint_naming_the_variables() {
+        let aws = "loading the table at s3://b/x/audit_log failed: Generic S3 error: Error performing PUT \
+                   http://169.254.169.254/latest/api/token in 1ms - Server returned non-2xx status code: 403";
+        assert!(credentials_hint(aws).unwrap().contains("AWS_ACCESS_KEY_ID"));
+        assert!(credentials_hint("metadata.google.internal: connection refused").unwrap().contains("GOOGLE_"));
+        assert_eq!(credentials_hint("Schema error: No field named actoin"), None);
+    }
 
     #[test]
     fn each_cause_is_said_once() {
