@@ -13,6 +13,7 @@ use clap::Parser;
 const THREAD_STACK_BYTES: usize = 256 << 20;
 
 fn main() -> ExitCode {
+    cap_uploads_without_proc();
     let cli = cli::args::Cli::parse();
     use cli::args::Command;
     match cli.command {
@@ -49,6 +50,17 @@ fn main() -> ExitCode {
             }
             if is_usage(&err) { ExitCode::from(2) } else { ExitCode::FAILURE }
         }
+    }
+}
+
+/// delta-rs sizes its in-flight uploads from the memory `sysinfo` reads in /proc, and panics
+/// when there is no /proc to read (a chroot; seen running the image's file system under chroot
+/// in scripts/container.sh). Without /proc, the budget is set explicitly instead.
+fn cap_uploads_without_proc() {
+    const VAR: &str = "DELTARS_MAX_IN_FLIGHT_UPLOAD_BYTES";
+    if std::env::var_os(VAR).is_none() && !std::path::Path::new("/proc/meminfo").exists() {
+        // SAFETY: the first thing main does, before any other thread exists.
+        unsafe { std::env::set_var(VAR, (512u64 << 20).to_string()) };
     }
 }
 

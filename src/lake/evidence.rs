@@ -302,10 +302,18 @@ async fn write_record_at(lake: &Lake, record: &Record) -> Result<()> {
     };
     match put {
         Ok(_) => Ok(()),
-        Err(object_store::Error::AlreadyExists { .. }) => Err(Error::Evidence {
-            path: lake.display_path(&path),
-            reason: "a record for this version already exists; records are never overwritten".into(),
-        }),
+        // Another writer sealed the same commit first (a vacuum's versions interleaved with an
+        // ingest's): its record stands. A record of a different commit is never replaced.
+        Err(object_store::Error::AlreadyExists { .. }) => {
+            let existing = get(lake, &location).await?;
+            match serde_json::from_slice::<Record>(&existing) {
+                Ok(r) if r.commit_sha256 == record.commit_sha256 => Ok(()),
+                _ => Err(Error::Evidence {
+                    path: lake.display_path(&path),
+                    reason: "a different record for this version already exists; records are never overwritten".into(),
+                }),
+            }
+        }
         Err(e) => Err(Error::Store { path: lake.display_path(&path), source: Box::new(e) }),
     }
 }
