@@ -430,3 +430,16 @@ fn credentials_are_checked_and_never_shown() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("only on loopback"));
 }
+
+#[test]
+fn pages_slower_than_the_request_timeout_are_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = generate(dir.path(), 800, 1, 16);
+    // Every second request answers after 3 s; the client gives up on each after 1 s and retries.
+    let api = Api::start(&feed, &["--slow-every", "2", "--slow-seconds", "3"]);
+    let lake = dir.path().join("lake");
+    let args = ["--since", "2026-10-01", "--until", "2026-10-02", "--page-size", "100", "--request-timeout", "1s"];
+    let m = summary(&pull(&lake, &api, &[&args[..], &["--format", "json"]].concat(), 0));
+    assert!(m["retries"].as_u64().unwrap() > 0, "{m}");
+    assert_matches(&lake, &feed_entries(&[&feed]));
+}

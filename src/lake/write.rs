@@ -411,6 +411,9 @@ impl Lake {
             // file; keeping every column's min/max made opening a year of daily files 1.5x
             // slower than opening one day (measured), most of it parsing those strings.
             .with_configuration_property(TableProperty::DataSkippingStatsColumns, Some(schema::col::TIMESTAMP))
+            // The log is the audit trail of the audit log: no writer may delete old commit files
+            // after a checkpoint (Delta's default after 30 days), or `verify` could not replay it.
+            .with_configuration_property(TableProperty::EnableExpiredLogCleanup, Some("false"))
             .await;
         match created {
             Ok(table) => {

@@ -148,7 +148,8 @@ pub async fn verify(lake: &Lake, opts: &VerifyOptions) -> Result<VerifyReport> {
                 "commit_missing",
                 Some(version),
                 Some(lake.display_path(&evidence::commit_path(version))),
-                "the log skips this version: its commit file was removed",
+                "the log skips this version: its commit file was removed (auditlake's tables forbid Delta's \
+                 expired-log cleanup; another writer may have cleaned a table made without that setting)",
             ));
             continue;
         };
