@@ -10,7 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use auditlake::Lake;
-use common::{counts_by, field, oracle_counts, rows};
+use common::rows;
 use serde_json::Value;
 
 const CLIENT_ID: &str = "pull-test-client";
@@ -141,43 +141,9 @@ fn feed_entries(feeds: &[&Path]) -> Vec<Value> {
     common::expected_entries(&feeds.iter().map(|p| p.to_path_buf()).collect::<Vec<_>>())
 }
 
-/// Counts per action, actor, email, workspace, scenario, tag and date equal the feed's, and no
-/// id is in the table twice.
+/// The lake holds exactly the feed's events (see `common::assert_counts_match`).
 fn assert_matches(lake: &Path, expected: &[Value]) {
-    let lake = lake_of(lake);
-    block_on(async {
-        let total = rows(&lake, "SELECT count(*), count(DISTINCT id) FROM audit_log").await;
-        assert_eq!(total[0][0], expected.len().to_string(), "rows");
-        assert_eq!(total[0][1], expected.len().to_string(), "distinct ids");
-        for (column, key) in
-            [("action", "action"), ("actor_name", "actor_name"), ("email", "email"), ("account_name", "account_name")]
-        {
-            assert_eq!(counts_by(&lake, column).await, oracle_counts(expected, |e| vec![field(e, key)]), "by {column}");
-        }
-        let scenario = oracle_counts(expected, |e| {
-            let top = field(e, "scenario_id");
-            let nested = e.get("extra_data").map(|x| field(x, "scenario_id")).unwrap_or_default();
-            vec![if top.is_empty() { nested } else { top }]
-        });
-        assert_eq!(counts_by(&lake, "scenario_id").await, scenario, "by scenario_id");
-        let tags = oracle_counts(expected, |e| {
-            e.pointer("/extra_data/tags")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().map(|t| t.as_str().unwrap().to_string()).collect())
-                .unwrap_or_default()
-        });
-        let got = rows(&lake, "SELECT tag, count(*) FROM (SELECT unnest(tags) AS tag FROM audit_log) GROUP BY tag")
-            .await
-            .into_iter()
-            .map(|r| (r[0].clone(), r[1].parse().unwrap()))
-            .collect();
-        assert_eq!(tags, got, "by tag");
-        let dates = oracle_counts(expected, |e| {
-            let ts = chrono::DateTime::parse_from_rfc3339(e["timestamp"].as_str().unwrap()).unwrap();
-            vec![ts.with_timezone(&chrono::Utc).date_naive().to_string()]
-        });
-        assert_eq!(counts_by(&lake, "date").await, dates, "by date");
-    });
+    block_on(common::assert_counts_match(&lake_of(lake), expected));
 }
 
 fn version(lake: &Path) -> u64 {

@@ -134,3 +134,38 @@ pub fn field(e: &Value, name: &str) -> String {
         Some(other) => other.to_string(),
     }
 }
+
+/// Counts per action, actor, email, actor type, workspace, scenario id, tag and date in the lake
+/// equal those of `expected` (read independently), and no id is stored twice.
+pub async fn assert_counts_match(lake: &Lake, expected: &[Value]) {
+    let total = rows(lake, "SELECT count(*), count(DISTINCT id) FROM audit_log").await;
+    assert_eq!(total[0][0], expected.len().to_string(), "rows");
+    assert_eq!(total[0][1], expected.len().to_string(), "distinct ids");
+    for column in ["action", "actor_name", "email", "actor_type", "account_name"] {
+        assert_eq!(counts_by(lake, column).await, oracle_counts(expected, |e| vec![field(e, column)]), "by {column}");
+    }
+    let scenario = oracle_counts(expected, |e| {
+        let top = field(e, "scenario_id");
+        let nested = e.get("extra_data").map(|x| field(x, "scenario_id")).unwrap_or_default();
+        vec![if top.is_empty() { nested } else { top }]
+    });
+    assert_eq!(counts_by(lake, "scenario_id").await, scenario, "by scenario_id");
+    let tags = oracle_counts(expected, |e| {
+        e.pointer("/extra_data/tags")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().map(|t| t.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
+    });
+    let got: BTreeMap<String, u64> =
+        rows(lake, "SELECT tag, count(*) FROM (SELECT unnest(tags) AS tag FROM audit_log) GROUP BY tag")
+            .await
+            .into_iter()
+            .map(|r| (r[0].clone(), r[1].parse().unwrap()))
+            .collect();
+    assert_eq!(got, tags, "by tag");
+    let dates = oracle_counts(expected, |e| {
+        let ts = chrono::DateTime::parse_from_rfc3339(e["timestamp"].as_str().unwrap()).unwrap();
+        vec![ts.with_timezone(&chrono::Utc).date_naive().to_string()]
+    });
+    assert_eq!(counts_by(lake, "date").await, dates, "by date");
+}
