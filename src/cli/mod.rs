@@ -281,7 +281,11 @@ async fn pull(lake: &Lake, args: args::PullArgs, say: bool) -> Result<u8> {
                 }
                 continue;
             }
-            Err(e) => return Err(e).context("pull failed"),
+            Err(e) => {
+                return Err(e).context(
+                    "pull failed (pages committed before the failure stay, with their cursor; the next pull continues from there)",
+                );
+            }
         };
         args.summary.print(say, &metrics, |m| print::pull(lake, m))?;
         if metrics.rows.rejected > 0 || !metrics.rows.skipped_inputs.is_empty() {
