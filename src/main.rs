@@ -1,5 +1,6 @@
 //! The `auditlake` binary: parse the command line, run, map the outcome to an exit status
-//! (0 success, 1 failure, 2 usage error, 3 ingest rejected records).
+//! (0 success, 1 failure, 2 usage error, 3 ingest or pull rejected records, 4 verify found
+//! tampering, 130 pull stopped by a signal).
 
 mod cli;
 

@@ -175,13 +175,14 @@ pub async fn pull(lake: &Lake, opts: &PullOptions, mut stop: watch::Receiver<boo
             || group.bytes >= GROUP_BYTES
             || group.since.elapsed() >= opts.commit_interval
         {
-            let cursor = order.committed_before();
+            // Never past the window, even if the API answered entries outside it.
+            let cursor = order.committed_before().map(|c| c.min(end));
             let group = std::mem::take(&mut group);
             commit(lake, &lease, &mut table, opts, &source, group, cursor, &mut committed, &mut metrics).await?;
         }
     };
     metrics.interrupted = !finished;
-    let cursor = if finished { Some(end) } else { order.committed_before() };
+    let cursor = if finished { Some(end) } else { order.committed_before().map(|c| c.min(end)) };
     commit(lake, &lease, &mut table, opts, &source, group, cursor, &mut committed, &mut metrics).await?;
     lease.release().await;
     if let Some(bar) = bar {

@@ -265,7 +265,7 @@ pub async fn vacuum(lake: &Lake, table: DeltaTable, older_than: chrono::Duration
         .map_err(|e| lake.delta_err("vacuuming", e))?;
     // delta-rs records a vacuum as two commits (start, end).
     if let (Some(before), Some(after)) = (before, after.version()) {
-        evidence::seal(lake, before as u64 + 1..=after as u64).await?;
+        evidence::seal(lake, before + 1..=after).await?;
     }
     Ok(metrics.files_deleted)
 }

@@ -180,7 +180,7 @@ pub async fn verify(lake: &Lake, opts: &VerifyOptions) -> Result<VerifyReport> {
             live_at_checkpoint.insert(version, live.keys().cloned().collect());
         }
     }
-    if records.get(&upto).is_none() {
+    if !records.contains_key(&upto) {
         report.chain_head = None;
     }
 
@@ -427,6 +427,9 @@ fn replay(
     }
 }
 
+/// A file as found on storage: its size and, when hashed, its SHA-256 (`None`: missing).
+type Looked = (u64, Option<String>);
+
 /// Each live file is on storage with its recorded size and, unless `quick`, its hash. Files are
 /// read on every core at once (SHA-256 is the cost: about 150 MB/s a core here).
 async fn check_live_files(lake: &Lake, live: &HashMap<String, FileInfo>, quick: bool, report: &mut VerifyReport) -> Result<()> {
@@ -437,8 +440,7 @@ async fn check_live_files(lake: &Lake, live: &HashMap<String, FileInfo>, quick: 
     report.live_files = paths.len() as u64;
     report.files_not_covered = live.values().filter(|f| f.sha256.is_none()).count() as u64;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    // Per file: `None` when missing, else its size and (when hashed) its SHA-256.
-    let looked: Vec<Result<Option<(u64, Option<String>)>>> = futures::stream::iter(paths.iter().map(|path| {
+    let looked: Vec<Result<Option<Looked>>> = futures::stream::iter(paths.iter().map(|path| {
         let hash = !quick && live[*path].sha256.is_some();
         let (store, location) = (store.clone(), lake.path(&format!("{TABLE_NAME}/{path}")));
         async move {
