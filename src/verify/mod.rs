@@ -427,7 +427,7 @@ fn replay(
     }
 }
 
-/// A file as found on storage: its size and, when hashed, its SHA-256 (`None`: missing).
+/// A file as found on storage: its size and, when it was hashed, its SHA-256.
 type Looked = (u64, Option<String>);
 
 /// Each live file is on storage with its recorded size and, unless `quick`, its hash. Files are
