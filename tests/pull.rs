@@ -409,3 +409,20 @@ fn pages_slower_than_the_request_timeout_are_retried() {
     assert!(m["retries"].as_u64().unwrap() > 0, "{m}");
     assert_matches(&lake, &feed_entries(&[&feed]));
 }
+
+#[test]
+fn pull_into_an_s3_lake_and_verify_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = generate(dir.path(), 1500, 2, 17);
+    let api = Api::start(&feed, &["--fail-every", "4"]);
+    let bucket = common::s3::bucket("pull");
+    let lake = format!("s3://{bucket}/lake");
+    let args = ["--since", "2026-10-01", "--until", "2026-10-03T00:00:00Z", "--page-size", "200", "--commit-pages", "3"];
+    let out = pull_cmd(Path::new(&lake), &api, &[&args[..], &["--format", "json"]].concat()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(summary(&out)["ingested"], 1500);
+    let s3_lake = Lake::open(&lake).unwrap();
+    block_on(common::assert_counts_match(&s3_lake, &feed_entries(&[&feed])));
+    let verified = Command::new(bin()).args(["--lake", &lake, "verify"]).output().unwrap();
+    assert_eq!(verified.status.code(), Some(0), "{}", String::from_utf8_lossy(&verified.stdout));
+}
