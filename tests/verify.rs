@@ -227,14 +227,31 @@ fn a_checkpoint_that_disagrees_with_the_commits_is_found() {
 }
 
 #[test]
-fn a_lake_from_before_evidence_is_covered_from_init() {
+fn deleted_evidence_is_found_and_a_lake_from_before_evidence_is_covered_from_init() {
     let dir = tempfile::tempdir().unwrap();
     let lake = build_lake(dir.path());
+    // Every auditlake commit is marked: deleting the records does not make a lake look old.
     std::fs::remove_dir_all(lake.join("_evidence")).unwrap();
-    let (code, report) = verify(&lake, &["--init"]);
+    let (kinds, _) = tampered(&lake, &["--quick"]);
+    assert_eq!(kinds.len() as u64, newest_version(&lake) + 1, "{kinds:?}");
+    assert!(kinds.iter().all(|k| k == "evidence_missing"), "{kinds:?}");
+
+    // A table written by something else first (here the deltalake package, with auditlake's
+    // schema): `--init` covers it from its newest version, and auditlake's commits carry on.
+    let python = std::env::var("AUDITLAKE_TEST_PYTHON")
+        .expect("AUDITLAKE_TEST_PYTHON is not set: run scripts/test.sh, which installs the deltalake Python package");
+    let old = dir.path().join("old-lake");
+    let script = "import sys\nfrom deltalake import DeltaTable, write_deltalake\n\
+                  t = DeltaTable(sys.argv[1]).to_pyarrow_table()\n\
+                  write_deltalake(sys.argv[2], t, partition_by=['date'])\n";
+    let out = Process::new(python).args(["-c", script]).arg(lake.join("audit_log")).arg(old.join("audit_log")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (code, report) = verify(&old, &["--init"]);
     assert_eq!(code, 0, "{report:#}");
-    let newest = newest_version(&lake);
-    assert_eq!(report["covered_from"], newest);
+    assert_eq!(report["covered_from"], 0);
+    assert_eq!(report["files_not_covered"], report["live_files"]);
+    auditlake(&old).arg("ingest").arg(common::sample_data()).assert().code(3);
+    assert_intact(&old, "an ingest into an initialised lake");
 }
 
 #[test]

@@ -23,6 +23,10 @@ use crate::schema::TABLE_NAME;
 /// The add-action tag holding a data file's SHA-256 (hex).
 pub const FILE_HASH_TAG: &str = "auditlake.sha256";
 
+/// App metadata every auditlake commit carries (in its commitInfo): `verify` then knows that a
+/// record of that commit must exist, so deleting records is not mistaken for an old lake.
+pub const EVIDENCE_MARK: (&str, &str) = ("auditlake.evidence", "sha256-chain-v1");
+
 /// Where the records live, under the lake root.
 pub const EVIDENCE_DIR: &str = "_evidence/";
 

@@ -26,7 +26,7 @@ use object_store::ObjectStoreExt;
 use object_store::path::Path;
 
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
-use deltalake::kernel::transaction::{CommitBuilder, TransactionError};
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
 use deltalake::kernel::{Action, Add, StructField, Transaction};
 use deltalake::operations::vacuum::VacuumMode;
 use deltalake::parquet::basic::{Compression, ZstdLevel};
@@ -43,6 +43,13 @@ use crate::schema::{self, PARTITION_COLUMN, TABLE_NAME, col};
 
 /// What a commit records beside its files: `auditlake.*` counts, shown by `auditlake history`.
 pub type CommitMetadata = HashMap<String, serde_json::Value>;
+
+/// `metadata` with [`evidence::EVIDENCE_MARK`]: every commit made here carries it.
+fn marked(mut metadata: CommitMetadata) -> CommitMetadata {
+    let (key, value) = evidence::EVIDENCE_MARK;
+    metadata.insert(key.to_string(), value.into());
+    metadata
+}
 
 /// A collector's position in its source, committed atomically with the rows it covers: every
 /// event of `source` with a timestamp before `until_us` (µs since the epoch) is in the table.
@@ -113,6 +120,7 @@ pub async fn append(
 ) -> Result<u64> {
     let mut adds = adds;
     seal_files(lake, table, &mut adds).await?;
+    let metadata = marked(metadata);
     let files: Vec<Action> = adds.into_iter().map(Action::Add).collect();
     let mut known_files = keys::files_in_partitions(lake, table, dates)?;
     for _attempt in 0..100 {
@@ -194,7 +202,7 @@ pub async fn rewrite(
     }
     let committed = CommitBuilder::default()
         .with_actions(actions)
-        .with_app_metadata(metadata)
+        .with_app_metadata(marked(metadata))
         .build(
             Some(&snapshot),
             table.log_store(),
@@ -230,6 +238,7 @@ pub async fn drop_partitions(
     }
     let committed = CommitBuilder::default()
         .with_actions(removes)
+        .with_app_metadata(marked(CommitMetadata::new()))
         .build(
             Some(&snapshot),
             table.log_store(),
@@ -261,6 +270,11 @@ pub async fn vacuum(lake: &Lake, table: DeltaTable, older_than: chrono::Duration
         .with_enforce_retention_duration(false)
         .with_mode(VacuumMode::Full)
         .with_dry_run(dry_run)
+        // Marked like every auditlake commit; and its checkpoint never deletes old commit files,
+        // whatever the table's settings (tables made before they forbade it).
+        .with_commit_properties(
+            CommitProperties::default().with_metadata(marked(CommitMetadata::new())).with_cleanup_expired_logs(Some(false)),
+        )
         .await
         .map_err(|e| lake.delta_err("vacuuming", e))?;
     // delta-rs records a vacuum as two commits (start, end).
@@ -414,6 +428,7 @@ impl Lake {
             // The log is the audit trail of the audit log: no writer may delete old commit files
             // after a checkpoint (Delta's default after 30 days), or `verify` could not replay it.
             .with_configuration_property(TableProperty::EnableExpiredLogCleanup, Some("false"))
+            .with_commit_properties(CommitProperties::default().with_metadata(marked(CommitMetadata::new())))
             .await;
         match created {
             Ok(table) => {

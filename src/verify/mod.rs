@@ -41,7 +41,7 @@ pub struct VerifyOptions {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Finding {
     /// A stable name: `commit_missing`, `commit_altered`, `commit_without_evidence`,
-    /// `evidence_altered`, `evidence_unsigned`, `evidence_forged`, `commits_truncated`, `file_missing`, `file_altered`, `file_injected`,
+    /// `evidence_altered`, `evidence_missing`, `evidence_unsigned`, `evidence_forged`, `commits_truncated`, `file_missing`, `file_altered`, `file_injected`,
     /// `data_removed`, `compaction_changed_rows`, `checkpoint_mismatch`.
     pub kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -270,7 +270,14 @@ fn check_commit(
     findings: &mut Vec<Finding>,
 ) {
     let Some(record) = records.get(&version) else {
-        if covered_from.is_some_and(|c| version > c) {
+        if is_marked(bytes) {
+            findings.push(finding(
+                "evidence_missing",
+                Some(version),
+                None,
+                format!("auditlake made this commit with evidence, but its record is gone ({})", commit_summary(bytes)),
+            ));
+        } else if covered_from.is_some_and(|c| version > c) {
             findings.push(finding(
                 "commit_without_evidence",
                 Some(version),
@@ -308,6 +315,12 @@ fn check_commit(
             },
         ));
     }
+}
+
+/// Whether the commit carries auditlake's evidence mark (so a record of it must exist).
+fn is_marked(bytes: &[u8]) -> bool {
+    let (key, value) = evidence::EVIDENCE_MARK;
+    actions(bytes).any(|a| a.get("commitInfo").and_then(|c| c.get(key)).and_then(Value::as_str) == Some(value))
 }
 
 /// What a commit says it is, for a message: operation and engine.
