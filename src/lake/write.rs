@@ -263,6 +263,12 @@ pub async fn vacuum(lake: &Lake, table: DeltaTable, older_than: chrono::Duration
         None => older_than,
     };
     evidence::signing_key()?;
+    // The snapshot must be read after the leases: a writer releases its lease only after its
+    // commit, so a lease gone means its files are in the table read now. (With the snapshot
+    // read first, a writer committing and leaving in between lost its new files: seen in
+    // tests/maintain.rs once commits took longer to seal.)
+    let mut table = table;
+    table.update_state().await.map_err(|e| lake.delta_err("reloading", e))?;
     let before = table.version();
     let (after, metrics) = table
         .vacuum()
