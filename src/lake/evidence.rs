@@ -201,9 +201,15 @@ pub async fn records(lake: &Lake) -> Result<(Vec<Record>, Vec<(String, String)>)
     };
     let mut out = Vec::new();
     let mut bad = Vec::new();
-    for meta in listed {
-        let name = meta.location.filename().unwrap_or_default().to_string();
-        let bytes = get(lake, &meta.location).await?;
+    use futures::StreamExt;
+    let mut fetched = futures::stream::iter(listed)
+        .map(|meta| async move {
+            let name = meta.location.filename().unwrap_or_default().to_string();
+            get(lake, &meta.location).await.map(|bytes| (name, bytes))
+        })
+        .buffer_unordered(16);
+    while let Some(got) = fetched.next().await {
+        let (name, bytes) = got?;
         match serde_json::from_slice::<Record>(&bytes) {
             Ok(r) if name == format!("{:020}.json", r.version) => out.push(r),
             Ok(r) => bad.push((name, format!("holds the record of version {}", r.version))),
