@@ -195,6 +195,23 @@ fn a_commit_by_another_delta_writer_is_found() {
     let (kinds, report) = tampered(&lake, &[]);
     assert_eq!(kinds, ["commit_without_evidence"], "{report:#}");
     assert!(report["findings"][0]["detail"].as_str().unwrap().contains("WRITE"), "{report:#}");
+
+    // auditlake's next commit chains past it at once (it waits only for its own kind's records),
+    // and the foreign commit stays the one finding.
+    let extra = dir.path().join("extra.ndjson");
+    Command::cargo_bin("auditlake")
+        .unwrap()
+        .args(["--quiet", "generate", "--events", "500", "--days", "2", "--start", "2026-11-01", "--seed", "9", "--out"])
+        .arg(&extra)
+        .assert()
+        .success();
+    let started = std::time::Instant::now();
+    let out = auditlake(&lake).args(["ingest", "--format", "json"]).arg(&extra).output().unwrap();
+    let m: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(m["ingested"], 500, "a new commit to seal");
+    assert!(started.elapsed() < std::time::Duration::from_secs(8), "the ingest waited for a record that never comes");
+    let (kinds, _) = tampered(&lake, &[]);
+    assert_eq!(kinds, ["commit_without_evidence"]);
 }
 
 #[test]

@@ -249,12 +249,14 @@ pub(crate) async fn seal(lake: &Lake, versions: impl IntoIterator<Item = u64>) -
             return Err(Error::Evidence { path: lake.display_path(&commit_path(version)), reason: "the commit just made is gone".into() });
         };
         let mut previous = newest_below(lake, version).await?;
-        if version > 0 && previous.as_ref().is_some_and(|p| p.version + 1 < version) {
-            // A concurrent writer's commit just below, not sealed yet: give it ten seconds.
+        let unsealed_below = version > 0 && previous.as_ref().is_some_and(|p| p.version + 1 < version);
+        if unsealed_below && commit_bytes(lake, version - 1).await?.is_some_and(|c| is_marked(&c)) {
+            // A concurrent auditlake writer's commit just below, not sealed yet: give it ten
+            // seconds. (Another tool's commit is never sealed: no wait for those.)
             for _ in 0..100 {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                previous = newest_below(lake, version).await?;
-                if previous.as_ref().is_some_and(|p| p.version + 1 == version) {
+                if let Some(record) = record_at(lake, version - 1).await {
+                    previous = Some(record);
                     break;
                 }
             }
@@ -281,13 +283,25 @@ pub async fn init(lake: &Lake, newest: u64) -> Result<Option<u64>> {
 async fn newest_below(lake: &Lake, version: u64) -> Result<Option<Record>> {
     // Most often the record just below exists: one GET instead of a listing.
     if version > 0
-        && let Ok(got) = lake.store().get(&lake.path(&record_path(version - 1))).await
-        && let Ok(bytes) = got.bytes().await
-        && let Ok(record) = serde_json::from_slice::<Record>(&bytes)
+        && let Some(record) = record_at(lake, version - 1).await
     {
         return Ok(Some(record));
     }
     Ok(records(lake).await?.0.into_iter().rfind(|r| r.version < version))
+}
+
+/// The record of `version`, when it exists and reads.
+async fn record_at(lake: &Lake, version: u64) -> Option<Record> {
+    let got = lake.store().get(&lake.path(&record_path(version))).await.ok()?;
+    serde_json::from_slice::<Record>(&got.bytes().await.ok()?).ok()
+}
+
+/// Whether a commit carries [`EVIDENCE_MARK`] in its commitInfo (auditlake made it, with a record).
+pub fn is_marked(commit: &[u8]) -> bool {
+    let (key, value) = EVIDENCE_MARK;
+    commit.split(|b| *b == b'\n').filter_map(|l| serde_json::from_slice::<serde_json::Value>(l).ok()).any(|a| {
+        a.get("commitInfo").and_then(|c| c.get(key)).and_then(serde_json::Value::as_str) == Some(value)
+    })
 }
 
 async fn write_record(lake: &Lake, record: &Record) -> Result<()> {

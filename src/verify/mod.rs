@@ -278,7 +278,7 @@ fn check_commit(
     findings: &mut Vec<Finding>,
 ) {
     let Some(record) = records.get(&version) else {
-        if is_marked(bytes) {
+        if evidence::is_marked(bytes) {
             findings.push(finding(
                 "evidence_missing",
                 Some(version),
@@ -323,12 +323,6 @@ fn check_commit(
             },
         ));
     }
-}
-
-/// Whether the commit carries auditlake's evidence mark (so a record of it must exist).
-fn is_marked(bytes: &[u8]) -> bool {
-    let (key, value) = evidence::EVIDENCE_MARK;
-    actions(bytes).any(|a| a.get("commitInfo").and_then(|c| c.get(key)).and_then(Value::as_str) == Some(value))
 }
 
 /// What a commit says it is, for a message: operation and engine.
