@@ -340,6 +340,7 @@ fn follow_pulls_until_sigterm_and_finishes_the_commit_in_hand() {
     let text = String::from_utf8(out.stdout).unwrap();
     let runs: Vec<Value> = serde_json::Deserializer::from_str(&text).into_iter().map(Result::unwrap).collect();
     assert!(runs.len() >= 2, "one summary a run: {text}");
+    assert_eq!(text.lines().count(), runs.len(), "--follow writes one summary a line");
     assert_matches(&lake, &feed_entries(&[&feed]));
 }
 

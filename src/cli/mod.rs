@@ -287,7 +287,13 @@ async fn pull(lake: &Lake, args: args::PullArgs, say: bool) -> Result<u8> {
                 );
             }
         };
-        args.summary.print(say, &metrics, |m| print::pull(lake, m))?;
+        if args.follow && args.summary.format == args::SummaryFormat::Json {
+            // A service's log: one summary a line.
+            println!("{}", serde_json::to_string(&metrics)?);
+            std::io::stdout().flush()?;
+        } else {
+            args.summary.print(say, &metrics, |m| print::pull(lake, m))?;
+        }
         if metrics.rows.rejected > 0 || !metrics.rows.skipped_inputs.is_empty() {
             code = EXIT_REJECTED;
         }
