@@ -274,7 +274,8 @@ async fn pull(lake: &Lake, args: args::PullArgs, say: bool) -> Result<u8> {
             // credentials need a person: the service stops.
             Err(e @ auditlake::Error::ApiAuth { .. }) => return Err(e).context("pull failed"),
             Err(e) if args.follow && !*stop.borrow() => {
-                eprintln!("error: pull failed (next try in {}): {}", args.every, say_chain(&e));
+                let said = crate::redact(&crate::say_once(&anyhow::Error::from(e)));
+                eprintln!("error: pull failed (next try in {}): {said}", args.every);
                 wait_or_stop(every, &mut stop.clone()).await;
                 if *stop.borrow() {
                     return Ok(code);
@@ -333,20 +334,6 @@ async fn wait_or_stop(every: std::time::Duration, stop: &mut tokio::sync::watch:
         _ = tokio::time::sleep(every) => {}
         _ = stop.wait_for(|s| *s) => {}
     }
-}
-
-/// An error and its causes in one line.
-fn say_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let t = s.to_string();
-        if !text.contains(&t) {
-            text = format!("{text}: {t}");
-        }
-        source = s.source();
-    }
-    text
 }
 
 /// The API key: the id from --client-id or TORQ_CLIENT_ID, the secret from --client-secret-file

@@ -225,12 +225,13 @@ impl Order {
             #[serde(borrow, default)]
             timestamp: Option<std::borrow::Cow<'a, str>>,
         }
-        // An entry without a readable timestamp is quarantined by the pipeline; it moves nothing.
+        // Read as the pipeline reads it. An entry without a readable timestamp is quarantined by
+        // the pipeline; it moves nothing.
         let Some(at) = serde_json::from_str::<Stamp>(entry)
             .ok()
             .and_then(|s| s.timestamp)
-            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-            .map(|t| t.timestamp_micros())
+            .and_then(|t| super::normalise::parse_timestamp(&t))
+            .map(|(micros, _date)| micros)
         else {
             return;
         };

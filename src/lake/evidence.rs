@@ -205,11 +205,12 @@ pub async fn records(lake: &Lake) -> Result<(Vec<Record>, Vec<(String, String)>)
     let mut fetched = futures::stream::iter(listed)
         .map(|meta| async move {
             let name = meta.location.filename().unwrap_or_default().to_string();
-            get(lake, &meta.location).await.map(|bytes| (name, bytes))
+            lake.get(&format!("{EVIDENCE_DIR}{name}")).await.map(|bytes| (name, bytes))
         })
         .buffer_unordered(16);
     while let Some(got) = fetched.next().await {
         let (name, bytes) = got?;
+        let bytes = bytes.ok_or_else(|| gone(lake, &format!("{EVIDENCE_DIR}{name}")))?;
         match serde_json::from_slice::<Record>(&bytes) {
             Ok(r) if name == format!("{:020}.json", r.version) => out.push(r),
             Ok(r) => bad.push((name, format!("holds the record of version {}", r.version))),
@@ -220,23 +221,14 @@ pub async fn records(lake: &Lake) -> Result<(Vec<Record>, Vec<(String, String)>)
     Ok((out, bad))
 }
 
-async fn get(lake: &Lake, location: &object_store::path::Path) -> Result<bytes::Bytes> {
-    let store = lake.store();
-    let got = store.get(location).await.map_err(|e| Error::Store { path: location.to_string(), source: Box::new(e) })?;
-    got.bytes().await.map_err(|e| Error::Store { path: location.to_string(), source: Box::new(e) })
+/// A file that was there a moment ago (listed, or refused as existing) and is not now.
+pub fn gone(lake: &Lake, relative: &str) -> Error {
+    Error::Evidence { path: lake.display_path(relative), reason: "it existed a moment ago and is gone now".into() }
 }
 
 /// The bytes of commit `version`, or `None` when it does not exist.
 pub async fn commit_bytes(lake: &Lake, version: u64) -> Result<Option<bytes::Bytes>> {
-    match lake.store().get(&lake.path(&commit_path(version))).await {
-        Ok(got) => Ok(Some(
-            got.bytes()
-                .await
-                .map_err(|e| Error::Store { path: lake.display_path(&commit_path(version)), source: Box::new(e) })?,
-        )),
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(Error::Store { path: lake.display_path(&commit_path(version)), source: Box::new(e) }),
-    }
+    lake.get(&commit_path(version)).await
 }
 
 /// Seals the versions this writer just committed: one record each, chained to the newest record
@@ -292,16 +284,39 @@ async fn newest_below(lake: &Lake, version: u64) -> Result<Option<Record>> {
 
 /// The record of `version`, when it exists and reads.
 async fn record_at(lake: &Lake, version: u64) -> Option<Record> {
-    let got = lake.store().get(&lake.path(&record_path(version))).await.ok()?;
-    serde_json::from_slice::<Record>(&got.bytes().await.ok()?).ok()
+    serde_json::from_slice::<Record>(&lake.get(&record_path(version)).await.ok()??).ok()
 }
 
 /// Whether a commit carries [`EVIDENCE_MARK`] in its commitInfo (auditlake made it, with a record).
 pub fn is_marked(commit: &[u8]) -> bool {
     let (key, value) = EVIDENCE_MARK;
-    commit.split(|b| *b == b'\n').filter_map(|l| serde_json::from_slice::<serde_json::Value>(l).ok()).any(|a| {
-        a.get("commitInfo").and_then(|c| c.get(key)).and_then(serde_json::Value::as_str) == Some(value)
-    })
+    actions(commit).any(|a| a.get("commitInfo").and_then(|c| c.get(key)).and_then(serde_json::Value::as_str) == Some(value))
+}
+
+/// A commit file's actions, one JSON object a line (lines that do not parse are skipped).
+pub fn actions(commit: &[u8]) -> impl Iterator<Item = serde_json::Value> + '_ {
+    commit.split(|b| *b == b'\n').filter(|l| !l.is_empty()).filter_map(|l| serde_json::from_slice(l).ok())
+}
+
+/// Runs `tasks` on every core at once (each on a runtime worker) and returns their results in
+/// order. Hashing is the cost of evidence: SHA-256 runs at about 150 MB/s a core here
+/// (measured, as fast as `sha256sum`).
+pub async fn on_every_core<T, F>(tasks: Vec<F>) -> Vec<Result<T>>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T>> + Send + 'static,
+{
+    use futures::StreamExt;
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    futures::stream::iter(tasks)
+        .map(|task| async move {
+            tokio::spawn(task).await.unwrap_or_else(|e| {
+                Err(Error::Evidence { path: String::new(), reason: format!("a hashing task failed: {e}") })
+            })
+        })
+        .buffered(cores)
+        .collect()
+        .await
 }
 
 async fn write_record(lake: &Lake, record: &Record) -> Result<()> {
@@ -329,7 +344,7 @@ async fn write_record_at(lake: &Lake, record: &Record) -> Result<()> {
         // Another writer sealed the same commit first (a vacuum's versions interleaved with an
         // ingest's): its record stands. A record of a different commit is never replaced.
         Err(object_store::Error::AlreadyExists { .. }) => {
-            let existing = get(lake, &location).await?;
+            let existing = lake.get(&path).await?.ok_or_else(|| gone(lake, &path))?;
             match serde_json::from_slice::<Record>(&existing) {
                 Ok(r) if r.commit_sha256 == record.commit_sha256 => Ok(()),
                 _ => Err(Error::Evidence {

@@ -168,6 +168,17 @@ impl Lake {
         }
     }
 
+    /// Reads a file under the lake root (a commit, an evidence record), or `None` when it does not
+    /// exist.
+    pub async fn get(&self, relative: &str) -> Result<Option<bytes::Bytes>> {
+        let failed = |e| Error::Store { path: self.display_path(relative), source: Box::new(e) };
+        match self.store.get(&self.path(relative)).await {
+            Ok(got) => got.bytes().await.map(Some).map_err(failed),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(failed(e)),
+        }
+    }
+
     /// Writes a side file (quarantine) under the lake root.
     pub async fn put(&self, relative: &str, bytes: Vec<u8>) -> Result<()> {
         self.ensure_local_dir()?;

@@ -294,28 +294,21 @@ pub async fn vacuum(lake: &Lake, table: DeltaTable, older_than: chrono::Duration
 /// checks), and fails when one is no longer on storage (removed by hand, or by a vacuum that did
 /// not see this writer): committing it would make the table unreadable.
 async fn seal_files(lake: &Lake, table: &DeltaTable, adds: &mut [Add]) -> Result<()> {
-    use futures::StreamExt;
     // A bad signing key fails the job before its commit, not after.
     evidence::signing_key()?;
-    // SHA-256 runs at about 150 MB/s a core here (measured, as fast as `sha256sum`): files are
-    // hashed on every core at once, each on a runtime worker.
     let store = table.object_store();
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let paths: Vec<String> = adds.iter().map(|a| a.path.clone()).collect();
-    let hashes: Vec<Result<Option<(String, u64)>>> = futures::stream::iter(paths)
-        .map(|path| {
-            let store = store.clone();
+    let tasks: Vec<_> = adds
+        .iter()
+        .map(|add| {
+            let (store, path) = (store.clone(), add.path.clone());
             async move {
                 let location = Path::from_url_path(&path)
                     .map_err(|e| Error::TableFile { path: path.clone(), reason: e.to_string() })?;
-                tokio::spawn(async move { evidence::hash_object(store.as_ref(), &location).await })
-                    .await
-                    .map_err(|e| Error::TableFile { path, reason: format!("hashing failed: {e}") })?
+                evidence::hash_object(store.as_ref(), &location).await
             }
         })
-        .buffered(cores)
-        .collect()
-        .await;
+        .collect();
+    let hashes = evidence::on_every_core(tasks).await;
     for (add, hashed) in adds.iter_mut().zip(hashes) {
         let Some((sha256, _size)) = hashed? else {
             return Err(Error::WrittenFileMissing { table: lake.display_path(TABLE_NAME), path: add.path.clone() });

@@ -327,14 +327,10 @@ fn check_commit(
 
 /// What a commit says it is, for a message: operation and engine.
 fn commit_summary(bytes: &[u8]) -> String {
-    let info = actions(bytes).find_map(|a| a.get("commitInfo").cloned()).unwrap_or(Value::Null);
+    let info = evidence::actions(bytes).find_map(|a| a.get("commitInfo").cloned()).unwrap_or(Value::Null);
     let op = info.get("operation").and_then(Value::as_str).unwrap_or("unknown operation");
     let engine = info.get("engineInfo").and_then(Value::as_str).unwrap_or("unknown engine");
     format!("{op} by {engine}")
-}
-
-fn actions(bytes: &[u8]) -> impl Iterator<Item = Value> + '_ {
-    bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()).filter_map(|l| serde_json::from_slice(l).ok())
 }
 
 /// Decodes a path as the log writes it (URL-encoded) into the store's form.
@@ -353,7 +349,7 @@ fn replay(
     let mut info = Value::Null;
     let mut added: Vec<FileInfo> = Vec::new();
     let mut removed: Vec<(String, Option<FileInfo>)> = Vec::new();
-    for action in actions(bytes) {
+    for action in evidence::actions(bytes) {
         if let Some(ci) = action.get("commitInfo") {
             info = ci.clone();
         } else if let Some(add) = action.get("add") {
@@ -448,33 +444,30 @@ type Looked = (u64, Option<String>);
 /// Each live file is on storage with its recorded size and, unless `quick`, its hash. Files are
 /// read on every core at once (SHA-256 is the cost: about 150 MB/s a core here).
 async fn check_live_files(lake: &Lake, live: &HashMap<String, FileInfo>, quick: bool, report: &mut VerifyReport) -> Result<()> {
-    use futures::StreamExt;
     let store = lake.store();
     let mut paths: Vec<&String> = live.keys().collect();
     paths.sort();
     report.live_files = paths.len() as u64;
     report.files_not_covered = live.values().filter(|f| f.sha256.is_none()).count() as u64;
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let looked: Vec<Result<Option<Looked>>> = futures::stream::iter(paths.iter().map(|path| {
-        let hash = !quick && live[*path].sha256.is_some();
-        let (store, location) = (store.clone(), lake.path(&format!("{TABLE_NAME}/{path}")));
-        async move {
-            let task = tokio::spawn(async move {
+    let tasks: Vec<_> = paths
+        .iter()
+        .map(|path| {
+            let hash = !quick && live[*path].sha256.is_some();
+            let (store, location) = (store.clone(), lake.path(&format!("{TABLE_NAME}/{path}")));
+            async move {
                 if hash {
-                    return Ok(evidence::hash_object(store.as_ref(), &location).await?.map(|(sha, size)| (size, Some(sha))));
+                    let hashed = evidence::hash_object(store.as_ref(), &location).await?;
+                    return Ok(hashed.map(|(sha, size)| (size, Some(sha))));
                 }
                 match store.head(&location).await {
                     Ok(meta) => Ok(Some((meta.size, None))),
                     Err(object_store::Error::NotFound { .. }) => Ok(None),
                     Err(e) => Err(Error::Store { path: location.to_string(), source: Box::new(e) }),
                 }
-            });
-            task.await.unwrap_or_else(|e| Err(Error::Evidence { path: String::new(), reason: format!("checking a file failed: {e}") }))
-        }
-    }))
-    .buffered(cores)
-    .collect()
-    .await;
+            }
+        })
+        .collect();
+    let looked: Vec<Result<Option<Looked>>> = evidence::on_every_core(tasks).await;
     for (path, looked) in paths.into_iter().zip(looked) {
         let file = &live[path];
         let shown = Some(lake.display_path(&format!("{TABLE_NAME}/{path}")));
@@ -536,10 +529,7 @@ async fn check_checkpoint(lake: &Lake, version: u64, live: &HashSet<String>, rep
     use deltalake::arrow::array::{Array, AsArray, StructArray};
     use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let relative = format!("{TABLE_NAME}/_delta_log/{version:020}.checkpoint.parquet");
-    let bytes = match lake.store().get(&lake.path(&relative)).await {
-        Ok(got) => got.bytes().await.map_err(|e| Error::Store { path: relative.clone(), source: Box::new(e) })?,
-        Err(e) => return Err(Error::Store { path: relative, source: Box::new(e) }),
-    };
+    let bytes = lake.get(&relative).await?.ok_or_else(|| evidence::gone(lake, &relative))?;
     let bad = |reason: String| finding("checkpoint_mismatch", Some(version), Some(lake.display_path(&relative)), reason);
     let reader = match ParquetRecordBatchReaderBuilder::try_new(bytes).and_then(|b| b.build()) {
         Ok(r) => r,
