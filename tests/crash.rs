@@ -12,23 +12,9 @@ fn bin() -> std::path::PathBuf {
     assert_cmd::cargo::cargo_bin("auditlake")
 }
 
+/// 20 days of events from the generator's default start.
 fn generate(path: &std::path::Path, events: u64, seed: u64) {
-    let status = Std::new(bin())
-        .args([
-            "--quiet",
-            "generate",
-            "--events",
-            &events.to_string(),
-            "--days",
-            "20",
-            "--seed",
-            &seed.to_string(),
-            "--out",
-        ])
-        .arg(path)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    common::generate(path, events, 20, "2026-10-01", seed);
 }
 
 fn count(lake: &Lake) -> u64 {

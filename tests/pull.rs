@@ -23,13 +23,7 @@ fn bin() -> PathBuf {
 /// A feed of `events` distinct entries over `days` days from 2026-10-01.
 fn generate(dir: &Path, events: u64, days: u32, seed: u64) -> PathBuf {
     let path = dir.join(format!("feed-{seed}.ndjson"));
-    let status = Command::new(bin())
-        .args(["--quiet", "generate", "--events", &events.to_string(), "--days", &days.to_string()])
-        .args(["--seed", &seed.to_string(), "--start", "2026-10-01", "--out"])
-        .arg(&path)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    common::generate(&path, events, days, "2026-10-01", seed);
     path
 }
 

@@ -44,14 +44,9 @@ fn build_lake(dir: &Path) -> PathBuf {
     let old = dir.join("old.ndjson");
     let recent = dir.join("recent.ndjson");
     let more = dir.join("more.ndjson");
-    let feeds = [(&old, "2026-03-01", "60", "1"), (&recent, "2026-10-01", "20", "2"), (&more, "2026-10-01", "20", "3")];
+    let feeds = [(&old, "2026-03-01", 60, 1), (&recent, "2026-10-01", 20, 2), (&more, "2026-10-01", 20, 3)];
     for (path, start, days, seed) in feeds {
-        Command::cargo_bin("auditlake")
-            .unwrap()
-            .args(["--quiet", "generate", "--events", "3000", "--days", days, "--start", start, "--seed", seed, "--out"])
-            .arg(path)
-            .assert()
-            .success();
+        common::generate(path, 3000, days, start, seed);
     }
     auditlake(&lake).arg("ingest").arg(&old).assert().success();
     assert_intact(&lake, "ingest");
@@ -89,6 +84,14 @@ fn a_live_file(lake: &Path) -> PathBuf {
 
 fn commit(lake: &Path, version: u64) -> PathBuf {
     lake.join(format!("audit_log/_delta_log/{version:020}.json"))
+}
+
+/// Changes commit `version`'s bytes (still valid JSON, same actions); returns its new text.
+fn edit_commit(lake: &Path, version: u64) -> String {
+    let path = commit(lake, version);
+    let text = std::fs::read_to_string(&path).unwrap().replacen("\"add\"", "\"add\" ", 1);
+    std::fs::write(&path, &text).unwrap();
+    text
 }
 
 fn newest_version(lake: &Path) -> u64 {
@@ -199,12 +202,7 @@ fn a_commit_by_another_delta_writer_is_found() {
     // auditlake's next commit chains past it at once (it waits only for its own kind's records),
     // and the foreign commit stays the one finding.
     let extra = dir.path().join("extra.ndjson");
-    Command::cargo_bin("auditlake")
-        .unwrap()
-        .args(["--quiet", "generate", "--events", "500", "--days", "2", "--start", "2026-11-01", "--seed", "9", "--out"])
-        .arg(&extra)
-        .assert()
-        .success();
+    common::generate(&extra, 500, 2, "2026-11-01", 9);
     let started = std::time::Instant::now();
     let out = auditlake(&lake).args(["ingest", "--format", "json"]).arg(&extra).output().unwrap();
     let m: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -219,9 +217,7 @@ fn rewritten_evidence_breaks_the_chain() {
     let dir = tempfile::tempdir().unwrap();
     let lake = build_lake(dir.path());
     // An attacker edits commit 1 and rewrites its record's commit hash to match (no key).
-    let path = commit(&lake, 1);
-    let text = std::fs::read_to_string(&path).unwrap().replacen("\"add\"", "\"add\" ", 1);
-    std::fs::write(&path, &text).unwrap();
+    let text = edit_commit(&lake, 1);
     let record = lake.join(format!("_evidence/{:020}.json", 1));
     let mut r: Value = serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
     r["commit_sha256"] = auditlake::lake::evidence::sha256_hex(text.as_bytes()).into();
@@ -290,9 +286,7 @@ fn with_a_signing_key_evidence_rewritten_without_it_is_forged() {
 
     // Without the key, an attacker edits commit 1 and rewrites every record from there so the
     // chain is consistent again: only the signatures give it away.
-    let path = commit(&lake, 1);
-    let text = std::fs::read_to_string(&path).unwrap().replacen("\"add\"", "\"add\" ", 1);
-    std::fs::write(&path, &text).unwrap();
+    edit_commit(&lake, 1);
     let mut previous: Option<String> = None;
     for v in 0..=newest_version(&lake) {
         let record_path = lake.join(format!("_evidence/{v:020}.json"));

@@ -20,6 +20,18 @@ pub fn sample_data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data")
 }
 
+/// Writes `auditlake generate`'s feed to `path`: `events` distinct entries over `days` days from
+/// `start` (YYYY-MM-DD), deterministic for `seed`.
+pub fn generate(path: &Path, events: u64, days: u32, start: &str, seed: u64) {
+    let status = std::process::Command::new(assert_cmd::cargo::cargo_bin("auditlake"))
+        .args(["--quiet", "generate", "--events", &events.to_string(), "--days", &days.to_string()])
+        .args(["--start", start, "--seed", &seed.to_string(), "--out"])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "auditlake generate failed");
+}
+
 /// Runs SQL and returns every row as strings.
 pub async fn rows(lake: &Lake, sql: &str) -> Vec<Vec<String>> {
     let session = engine::open(lake, &Window::default(), None, &Engine::Local).await.unwrap();
