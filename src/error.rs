@@ -147,6 +147,20 @@ pub enum Error {
     #[error("evidence '{path}': {reason}")]
     Evidence { path: String, reason: String },
 
+    /// `export` cannot write its output, or cannot encode an event.
+    #[error("export to '{out}': {reason}")]
+    Export { out: String, reason: String },
+
+    /// An export's flags do not fit together (e.g. `--region` without `--account-id`).
+    #[error("{0}")]
+    ExportOptions(String),
+
+    /// A data file an export still has to read is gone: vacuum deleted it after a compaction.
+    #[error(
+        "export needs '{path}' (added at version {version}), which is no longer in the table at {table}: vacuum deleted it after a compaction; run export more often than vacuum's --older-than, or start a new export (a new --out) to export the table as it is"
+    )]
+    ExportSourceGone { table: String, path: String, version: u64 },
+
     /// `retention --keep` below the minimum without `--force`.
     #[error(
         "refusing to keep only {days} days: the minimum is {minimum} days (PCI DSS 10.5.1 asks for 12 months); add --force if you mean it"
@@ -198,6 +212,7 @@ impl Error {
                 | Error::ClusterUrl { .. }
                 | Error::ClusterNotBuilt
                 | Error::Credentials(_)
+                | Error::ExportOptions(_)
         )
     }
 }

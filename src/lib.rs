@@ -12,9 +12,11 @@
 //!         -> query / search                          query
 //!         -> compliance report                       report
 //!         -> or the same SQL on a Ballista cluster   engine::cluster (feature `cluster`)
+//!    -> OCSF events for Security Lake or a SIEM      export (incremental, exactly once)
+//!    -> tamper evidence replayed                     verify
 //! ```
 //!
-//! Dependencies point one way: the jobs (`ingest`, `query`, `maintain`, `report`, `generate`)
+//! Dependencies point one way: the jobs (`ingest`, `query`, `maintain`, `report`, `generate`, `verify`, `export`)
 //! use `engine` and `lake`, which use `schema`, `time` and `error`; no job imports another. The
 //! command line lives in the binary (`src/main.rs`, `src/cli/`), so this library never sees
 //! clap.
@@ -48,6 +50,7 @@
 
 pub mod engine;
 pub mod error;
+pub mod export;
 pub mod generate;
 pub mod ingest;
 pub mod lake;

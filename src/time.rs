@@ -31,6 +31,12 @@ pub fn parse_date(text: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
 }
 
+/// µs since the epoch as RFC 3339, UTC, with as many fractional digits as it needs.
+pub fn rfc3339_us(us: i64) -> String {
+    DateTime::from_timestamp_micros(us)
+        .map_or_else(|| us.to_string(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+}
+
 /// A resolved window; either end may be open.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Window {

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-const JOBS: &[&str] = &["ingest", "query", "maintain", "report", "generate", "verify"];
+const JOBS: &[&str] = &["ingest", "query", "maintain", "report", "generate", "verify", "export"];
 const BELOW_JOBS: &[&str] = &["engine", "lake", "schema", "time", "error"];
 
 fn src() -> PathBuf {

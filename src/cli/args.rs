@@ -128,6 +128,10 @@ auditlake search --email dana@acme.example --tag prod\n  auditlake search --acto
 auditlake verify --init      # start the chain on a lake made before evidence existed")]
     Verify(VerifyArgs),
 
+    /// Send the table's events elsewhere, incrementally: OCSF for Security Lake and SIEMs
+    #[command(subcommand)]
+    Export(ExportCommand),
+
     /// Compliance evidence for a period: SOC 2, ISO 27001 A.8.15 and PCI DSS 10, without SQL
     ///
     /// Nine sections (volume and gaps, privileged access, authentication, credentials, IdP,
@@ -295,6 +299,68 @@ pub struct VerifyArgs {
     /// `table` for people (stdout), `json` for tools
     #[arg(long, value_enum, default_value_t = InfoFormat::Table)]
     pub format: InfoFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Write what was committed since the last export to OUT as OCSF 1.1 events
+    ///
+    /// Every Torq action maps to an OCSF class: Authentication (3002), Account Change (3001),
+    /// User Access Management (3005) or API Activity (6003); an action auditlake does not know is
+    /// API Activity with activity 99 (Other), never dropped. One folder per class and UTC day,
+    /// rows sorted by time. With --region and --account-id, the folders follow Amazon Security
+    /// Lake's custom-source layout: ext/<source>/region=<R>/accountId=<A>/eventDay=YYYYMMDD/.
+    ///
+    /// Each output (OUT and format) remembers in the lake how far it got, so a scheduled export
+    /// sends each event once. A killed export is finished by the next run, which rewrites the
+    /// same files with the same events before going on.
+    #[command(after_help = "Examples:
+  auditlake export ocsf --out s3://aws-security-data-lake-eu-west-1-abc/ --region eu-west-1 --account-id 123456789012
+  auditlake export ocsf --out /var/spool/siem --format ndjson
+  auditlake export ocsf --out ./ocsf --since 2026-01-01 --summary json")]
+    Ocsf(OcsfArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OcsfArgs {
+    /// Where the files go: a folder, or s3://bucket/prefix (and gs://, az:// in builds with them)
+    #[arg(long, value_name = "URL")]
+    pub out: String,
+
+    /// `parquet` (zstd; what Security Lake takes) or `ndjson` (one event a line, for a SIEM)
+    #[arg(long, value_enum, default_value_t = OcsfFormat::Parquet)]
+    pub format: OcsfFormat,
+
+    /// Leave out events before this time, in every run: a duration back from now (400d), a date
+    /// or an RFC 3339 time
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+
+    /// The Security Lake's AWS region (with --account-id: Security Lake's layout)
+    #[arg(long, value_name = "REGION", requires = "account_id")]
+    pub region: Option<String>,
+
+    /// The AWS account id of the Security Lake (with --region)
+    #[arg(long, value_name = "ID", requires = "region")]
+    pub account_id: Option<String>,
+
+    /// Name each class's source <PREFIX>-<class>, e.g. torq-authentication
+    #[arg(long, default_value = "torq", value_name = "PREFIX")]
+    pub source_prefix: String,
+
+    /// At most this many events a file
+    #[arg(long, default_value_t = 100_000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub rows_per_file: u64,
+
+    /// Summary format: `text` on stderr, or `json` on stdout
+    #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
+    pub summary: SummaryFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum OcsfFormat {
+    Parquet,
+    Ndjson,
 }
 
 #[derive(Debug, Args)]

@@ -116,6 +116,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
             args.summary.print(say, &m, print::vacuum)?;
             Ok(0)
         }
+        Command::Export(args::ExportCommand::Ocsf(args)) => export_ocsf(&lake, args, say).await,
         Command::Verify(args) => {
             if let Some(path) = &args.new_key {
                 let public = auditlake::lake::evidence::new_key(path)?;
@@ -564,4 +565,34 @@ fn generation_time() -> Result<chrono::DateTime<chrono::Utc>> {
         }
         Err(_) => Ok(chrono::Utc::now()),
     }
+}
+
+/// `export ocsf`: flags to options, the run, its summary.
+async fn export_ocsf(lake: &Lake, args: args::OcsfArgs, say: bool) -> Result<u8> {
+    use auditlake::export::{ExportFormat, ExportOptions, SecurityLake, export};
+    let since = Window::parse(args.since.as_deref(), None, chrono::Utc::now()).map_err(usage)?.since;
+    let name_ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    for (flag, value) in [("--region", &args.region), ("--account-id", &args.account_id)] {
+        if let Some(v) = value.as_deref().filter(|v| !name_ok(v)) {
+            return Err(usage(format!("{flag} '{v}': letters, digits, '-', '_' and '.' only (it names a folder)")));
+        }
+    }
+    if !name_ok(&args.source_prefix) {
+        return Err(usage(format!("--source-prefix '{}': letters, digits, '-', '_' and '.' only", args.source_prefix)));
+    }
+    let opts = ExportOptions {
+        out: args.out,
+        format: match args.format {
+            args::OcsfFormat::Parquet => ExportFormat::Parquet,
+            args::OcsfFormat::Ndjson => ExportFormat::Ndjson,
+        },
+        since,
+        security_lake: args.region.zip(args.account_id).map(|(region, account_id)| SecurityLake { region, account_id }),
+        source_prefix: args.source_prefix,
+        rows_per_file: usize::try_from(args.rows_per_file).unwrap_or(usize::MAX),
+        progress: say && std::io::stderr().is_terminal(),
+    };
+    let summary = export(lake, &opts).await.context("export failed")?;
+    args::SummaryArgs { format: args.summary }.print(say, &summary, print::export)?;
+    Ok(0)
 }

@@ -7,6 +7,7 @@ use std::io::Write;
 
 use anyhow::Result;
 use auditlake::Lake;
+use auditlake::export::ExportSummary;
 use auditlake::ingest::{IngestMetrics, PullMetrics};
 use auditlake::lake::TableStats;
 use auditlake::maintain::{CompactMetrics, HistoryEntry, RetentionMetrics, VacuumMetrics};
@@ -175,6 +176,38 @@ pub fn pull(lake: &Lake, m: &PullMetrics) -> String {
     rows_detail(&mut s, &m.rows);
     if m.interrupted {
         let _ = writeln!(s, "  stopped by a signal before the end of the window; the next pull continues from the cursor");
+    }
+    s
+}
+
+pub fn export(m: &ExportSummary) -> String {
+    let mut s = String::new();
+    let Some(to) = m.to_version else {
+        let _ = writeln!(s, "nothing new to export to {}: no events committed since its last export", m.out);
+        return s;
+    };
+    let versions = match m.from_version {
+        Some(from) => format!("versions {}..={to}", from + 1),
+        None => format!("the table as of version {to}"),
+    };
+    let _ = writeln!(
+        s,
+        "exported {} event{} of {versions} to {} in {} file{} ({:.1}s)",
+        m.events,
+        plural(m.events),
+        m.out,
+        m.files.len(),
+        plural(m.files.len() as u64),
+        m.seconds
+    );
+    if m.resumed {
+        let _ = writeln!(s, "  finished the range a killed export had begun (its files were rewritten, not doubled)");
+    }
+    for (class, n) in &m.by_class {
+        let _ = writeln!(s, "  {class:<24} {n}");
+    }
+    if m.before_since > 0 {
+        let _ = writeln!(s, "  left out by --since      {}", m.before_since);
     }
     s
 }

@@ -33,6 +33,7 @@ use super::source::{Input, Resolved};
 use super::torq_api::{ApiOptions, ApiStats, Credentials, Endpoints, TorqApi};
 use crate::error::{Error, Result};
 use crate::lake::{KeySet, Lake, write};
+use crate::time::rfc3339_us;
 
 /// What to pull and how; resolved by the CLI from flags, environment and defaults.
 #[derive(Debug, Clone)]
@@ -322,10 +323,6 @@ fn whole_second(t: DateTime<Utc>) -> DateTime<Utc> {
 
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
-}
-
-fn rfc3339_us(us: i64) -> String {
-    DateTime::from_timestamp_micros(us).map_or_else(|| us.to_string(), rfc3339)
 }
 
 fn progress_bar(enabled: bool, start: DateTime<Utc>, end: DateTime<Utc>) -> Option<ProgressBar> {

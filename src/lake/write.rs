@@ -168,6 +168,50 @@ pub async fn append(
     Err(Error::ConcurrentOverlap)
 }
 
+/// Commits application positions alone, no files: `export`'s planned and finished versions per
+/// output, `(app id, value)`. Like a [`Cursor`], a position never moves back. Returns the version.
+pub async fn record_positions(
+    lake: &Lake,
+    table: &mut DeltaTable,
+    positions: &[(String, i64)],
+    metadata: CommitMetadata,
+) -> Result<u64> {
+    let metadata = marked(metadata);
+    for _attempt in 0..100 {
+        let snapshot = table.snapshot().map_err(|e| lake.delta_err("committing to", e))?.clone();
+        let now_ms = Utc::now().timestamp_millis();
+        let mut actions = Vec::new();
+        for (app_id, value) in positions {
+            let stored = lake.cursor(table, app_id).await?;
+            let value = stored.map_or(*value, |s| s.max(*value));
+            actions.push(Action::Txn(Transaction::new_with_last_update(app_id, value, Some(now_ms))));
+        }
+        let result = CommitBuilder::default()
+            .with_actions(actions)
+            .with_app_metadata(metadata.clone())
+            .with_max_retries(0)
+            .build(
+                Some(&snapshot),
+                table.log_store(),
+                DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None },
+            )
+            .await;
+        match result {
+            Ok(done) => {
+                evidence::seal(lake, [done.version]).await?;
+                table.update_state().await.map_err(|e| lake.delta_err("reloading", e))?;
+                return Ok(done.version);
+            }
+            Err(DeltaTableError::Transaction { source: TransactionError::MaxCommitAttempts(_) })
+            | Err(DeltaTableError::VersionAlreadyExists(_)) => {
+                table.update_state().await.map_err(|e| lake.delta_err("reloading", e))?;
+            }
+            Err(e) => return Err(lake.delta_err("committing to", e)),
+        }
+    }
+    Err(lake.delta_err("committing to", DeltaTableError::Generic("100 concurrent commits in a row won".into())))
+}
+
 /// Commits a compaction: `replaced` (paths relative to the table) leave, `adds` arrive, in one
 /// commit, then a checkpoint so the log stays cheap to read. Partitions in `changed_dates` lost
 /// duplicate rows and are marked as data changes; elsewhere `dataChange=false` tells readers
