@@ -14,9 +14,10 @@ if ! command -v chromium >/dev/null; then
   $sudo apt-get install -y -qq chromium >/dev/null 2>&1 \
     || { $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium >/dev/null; }
 fi
-# Python peers (moto's S3 server, the deltalake reader) live in a private venv.
+# Python peers (moto's S3 server, the deltalake reader, the OCSF schema compiler) live in a
+# private venv.
 venv="${AUDITLAKE_VENV:-/var/tmp/auditlake-venv}"
-if ! "$venv/bin/python" -c 'import moto, deltalake, pyarrow' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import moto, deltalake, pyarrow, ocsf.compile' 2>/dev/null; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet -r scripts/test-requirements.txt
 fi

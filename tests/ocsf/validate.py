@@ -11,7 +11,8 @@ every event of the given NDJSON and Parquet files (folders are searched) is chec
 - every enum attribute (`*_id`) holds one of the enum's values.
 
 Prints one JSON object: counts by class and by class and day, the SHA-256 of the sorted
-`metadata.uid`s, how many uids repeat, and the first errors. Exit status 0 when there are none.
+`metadata.uid`s, how many uids repeat, files not sorted by time or holding more than one class,
+and the first errors. Exit status 0 when there are no errors.
 
     python validate.py SCHEMA_DIR PATH...
 """
@@ -164,7 +165,9 @@ def main():
     schema_dir, paths = sys.argv[1], sys.argv[2:]
     validator = Validator(compile_schema(schema_dir))
     by_class, by_class_day, uids, errors, error_count = Counter(), Counter(), [], [], 0
+    unsorted, mixed = [], []
     for path in files(paths):
+        times, classes = [], set()
         for where, event in events_of(path):
             found = validator.check(event)
             error_count += len(found)
@@ -175,6 +178,12 @@ def main():
             day = datetime.fromtimestamp(time / 1000, tz=timezone.utc).strftime("%Y-%m-%d") if isinstance(time, int) else "?"
             by_class_day[f"{uid}/{day}"] += 1
             uids.append(event.get("metadata", {}).get("uid", ""))
+            times.append(time if isinstance(time, int) else 0)
+            classes.add(uid)
+        if times != sorted(times):
+            unsorted.append(path)
+        if len(classes) > 1:
+            mixed.append(path)
     repeated = sum(n - 1 for n in Counter(uids).values() if n > 1)
     uids.sort()
     print(
@@ -185,6 +194,8 @@ def main():
                 "by_class_day": dict(sorted(by_class_day.items())),
                 "uids_sha256": hashlib.sha256("\n".join(uids).encode()).hexdigest(),
                 "repeated_uids": repeated,
+                "unsorted_files": unsorted,
+                "mixed_class_files": mixed,
                 "error_count": error_count,
                 "errors": errors,
             }
