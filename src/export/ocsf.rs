@@ -197,11 +197,15 @@ pub const MAPPING: &[Mapping] = &[
 /// The action whose logons failed.
 const LOGIN_FAILED: &str = "user login failed";
 
+static EXACT: LazyLock<HashMap<&'static str, Mapping>> = LazyLock::new(|| MAPPING.iter().map(|m| (m.action, *m)).collect());
 static BY_ACTION: LazyLock<HashMap<String, Mapping>> =
     LazyLock::new(|| MAPPING.iter().map(|m| (m.action.to_lowercase(), *m)).collect());
 
 /// The mapping of `action`, or API Activity / Other for an action not in [`MAPPING`].
 pub fn mapping(action: &str) -> Mapping {
+    if let Some(m) = EXACT.get(action) {
+        return *m; // the usual case, without lowercasing a copy
+    }
     BY_ACTION.get(&action.trim().to_lowercase()).copied().unwrap_or(Mapping {
         action: "",
         class: ApiActivity,
@@ -617,6 +621,39 @@ mod tests {
             assert_eq!(e.class_uid, m.class.uid());
             assert_eq!(e.type_uid, i64::from(m.class.uid()) * 100 + i64::from(m.activity_id));
             assert_ne!(e.activity_name, "Other", "{}: a mapped action names its activity", m.action);
+        }
+    }
+
+    #[test]
+    fn the_readme_table_says_what_mapping_does() {
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"));
+        // API Activity rows list the verbs of each activity in italics.
+        let verbs = |activity: &str| -> Vec<String> {
+            let row = readme
+                .lines()
+                .find(|l| l.contains("| API Activity (6003) |") && l.ends_with(&format!("| {activity} |")))
+                .unwrap_or_else(|| panic!("README has no API Activity row for {activity}"));
+            let listed = row.split('*').nth(1).expect("verbs in italics");
+            listed.split(", ").map(str::to_lowercase).collect()
+        };
+        let by_verb = [(CREATE, verbs("1 Create")), (UPDATE, verbs("3 Update")), (DELETE, verbs("4 Delete"))];
+        for m in MAPPING {
+            if m.class == ApiActivity {
+                let action = m.action.to_lowercase();
+                let stated: Vec<i32> =
+                    by_verb.iter().filter(|(_, vs)| vs.iter().any(|v| action.ends_with(v.as_str()))).map(|(a, _)| *a).collect();
+                assert_eq!(stated, vec![m.activity_id], "{}: README verbs vs code", m.action);
+            } else {
+                let row = format!(
+                    "| {} | {} ({}) | {} {}",
+                    m.action,
+                    m.class.caption(),
+                    m.class.uid(),
+                    m.activity_id,
+                    m.class.activity_caption(m.activity_id)
+                );
+                assert!(readme.contains(&row), "README lacks {row}");
+            }
         }
     }
 
