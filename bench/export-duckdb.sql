@@ -1,7 +1,9 @@
--- The peer of `auditlake export ocsf` in bench/README.md: DuckDB reads the lake's Parquet files
--- and writes OCSF-shaped events (the same classes, activities and main attributes, built with
--- SQL structs) as zstd Parquet partitioned by class and day. Run from the lake's folder:
---   duckdb -c ".read bench/export-duckdb.sql"   (with LAKE and OUT set by the caller via sed)
+-- The peer of `auditlake export ocsf` (README, Performance): DuckDB reads the lake's Parquet
+-- files and writes OCSF-shaped events (the same classes and activities and the main attributes,
+-- as SQL structs; no extra_data parsing, no per-class schema) as zstd Parquet partitioned by
+-- class and day. LAKE and OUT are placeholders:
+--   sed "s#LAKE#$PWD/lake#; s#OUT#$PWD/duck-out#" bench/export-duckdb.sql > /tmp/x.sql
+--   /usr/bin/time -v duckdb -c '.read /tmp/x.sql'
 COPY (
   WITH t AS (
     SELECT *,

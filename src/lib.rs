@@ -17,9 +17,9 @@
 //! ```
 //!
 //! Dependencies point one way: the jobs (`ingest`, `query`, `maintain`, `report`, `generate`,
-//! `verify`, `export`) use `engine` and `lake`, which use `schema`, `time` and `error`; no job imports another. The
-//! command line lives in the binary (`src/main.rs`, `src/cli/`), so this library never sees
-//! clap.
+//! `verify`, `export`) use `engine` and `lake`, which use `schema`, `time` and `error`; no job
+//! imports another. The command line lives in the binary (`src/main.rs`, `src/cli/`), so this
+//! library never sees clap.
 //!
 //! A complete round trip on an in-memory lake:
 //!
