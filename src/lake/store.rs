@@ -87,6 +87,17 @@ pub fn s3_store(url: &Url) -> std::result::Result<Arc<dyn ObjectStore>, object_s
     {
         builder = builder.with_endpoint(endpoint);
     }
+    // object_store panics on the first request when the endpoint is not a URL: say so now.
+    for name in ["AWS_ENDPOINT", "AWS_ENDPOINT_URL"] {
+        if let Ok(endpoint) = std::env::var(name)
+            && Url::parse(&endpoint).ok().and_then(|u| u.host_str().map(str::len)).unwrap_or(0) == 0
+        {
+            return Err(object_store::Error::Generic {
+                store: "S3",
+                source: format!("{name}={endpoint:?} is not a URL like http://127.0.0.1:9000").into(),
+            });
+        }
+    }
     Ok(Arc::new(builder.with_retry(retry_config()).build()?))
 }
 

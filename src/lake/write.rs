@@ -44,11 +44,62 @@ use crate::schema::{self, PARTITION_COLUMN, TABLE_NAME, col};
 /// What a commit records beside its files: `auditlake.*` counts, shown by `auditlake history`.
 pub type CommitMetadata = HashMap<String, serde_json::Value>;
 
-/// `metadata` with [`evidence::EVIDENCE_MARK`]: every commit made here carries it.
-fn marked(mut metadata: CommitMetadata) -> CommitMetadata {
+/// The commitInfo key of a commit's nonce: see [`own_commits`].
+const NONCE_KEY: &str = "auditlake.commit";
+
+/// `metadata` with [`evidence::EVIDENCE_MARK`] and a fresh nonce: every commit made here carries
+/// both. Returns the nonce too.
+fn marked(mut metadata: CommitMetadata) -> (CommitMetadata, String) {
     let (key, value) = evidence::EVIDENCE_MARK;
     metadata.insert(key.to_string(), value.into());
-    metadata
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    metadata.insert(NONCE_KEY.to_string(), nonce.clone().into());
+    (metadata, nonce)
+}
+
+/// The versions after `read_version` that carry `nonce`: this writer's own commits.
+///
+/// A commit whose answer was lost (the store wrote the commit file, then the connection failed
+/// and the retried conditional PUT found the file there) looks to delta-rs like a conflict with
+/// itself: an error, or, for the table's creation, a second copy at the next version. Each
+/// failed commit first looks for itself, so the job reports what really happened and every copy
+/// gets its evidence record (found by the fault-injection test in tests/faults.rs).
+async fn own_commits(lake: &Lake, read_version: Option<u64>, nonce: &str) -> Result<Vec<u64>> {
+    let mut found = Vec::new();
+    let mut version = read_version.map_or(0, |v| v + 1);
+    while let Some(bytes) = evidence::commit_bytes(lake, version).await? {
+        let ours = evidence::actions(&bytes)
+            .any(|a| a.get("commitInfo").and_then(|c| c.get(NONCE_KEY)).and_then(serde_json::Value::as_str) == Some(nonce));
+        if ours {
+            found.push(version);
+        }
+        version += 1;
+    }
+    Ok(found)
+}
+
+/// After a commit that delta-rs reports made at `version`: it may have retried one whose answer
+/// was lost, leaving a copy below; every copy is sealed. Returns `version`.
+async fn seal_copies(lake: &Lake, read_version: Option<u64>, nonce: &str, version: u64) -> Result<u64> {
+    let mut ours = own_commits(lake, read_version, nonce).await?;
+    if !ours.contains(&version) {
+        ours.push(version);
+    }
+    evidence::seal(lake, ours).await?;
+    Ok(version)
+}
+
+/// After a failed commit: the newest of this writer's commits, sealed, when the commit did
+/// happen; else the error.
+async fn committed_anyway(lake: &Lake, read_version: Option<u64>, nonce: &str, error: Error) -> Result<u64> {
+    let ours = own_commits(lake, read_version, nonce).await?;
+    match ours.last() {
+        Some(&newest) => {
+            evidence::seal(lake, ours.iter().copied()).await?;
+            Ok(newest)
+        }
+        None => Err(error),
+    }
 }
 
 /// A collector's position in its source, committed atomically with the rows it covers: every
@@ -120,7 +171,7 @@ pub async fn append(
 ) -> Result<u64> {
     let mut adds = adds;
     seal_files(lake, table, &mut adds).await?;
-    let metadata = marked(metadata);
+    let (metadata, nonce) = marked(metadata);
     let files: Vec<Action> = adds.into_iter().map(Action::Add).collect();
     let mut known_files = keys::files_in_partitions(lake, table, dates)?;
     for _attempt in 0..100 {
@@ -153,6 +204,11 @@ pub async fn append(
             }
             Err(DeltaTableError::Transaction { source: TransactionError::MaxCommitAttempts(_) })
             | Err(DeltaTableError::VersionAlreadyExists(_)) => {
+                let read = snapshot.version();
+                if let Ok(version) = committed_anyway(lake, Some(read), &nonce, Error::ConcurrentOverlap).await {
+                    table.update_state().await.map_err(|e| lake.delta_err("reloading", e))?;
+                    return Ok(version);
+                }
                 table.update_state().await.map_err(|e| lake.delta_err("reloading", e))?;
                 let now_files = keys::files_in_partitions(lake, table, dates)?;
                 let added: Vec<String> = now_files.difference(&known_files).cloned().collect();
@@ -176,7 +232,7 @@ pub async fn record_positions(
     positions: &[(String, i64)],
     metadata: CommitMetadata,
 ) -> Result<u64> {
-    let metadata = marked(metadata);
+    let (metadata, nonce) = marked(metadata);
     for _attempt in 0..100 {
         let snapshot = table.snapshot().map_err(|e| lake.delta_err("committing to", e))?.clone();
         let now_ms = Utc::now().timestamp_millis();
@@ -204,7 +260,12 @@ pub async fn record_positions(
             }
             Err(DeltaTableError::Transaction { source: TransactionError::MaxCommitAttempts(_) })
             | Err(DeltaTableError::VersionAlreadyExists(_)) => {
+                let read = Some(snapshot.version());
+                let found = committed_anyway(lake, read, &nonce, Error::ConcurrentOverlap).await.ok();
                 table.update_state().await.map_err(|e| lake.delta_err("reloading", e))?;
+                if let Some(version) = found {
+                    return Ok(version);
+                }
             }
             Err(e) => return Err(lake.delta_err("committing to", e)),
         }
@@ -244,20 +305,26 @@ pub async fn rewrite(
         add.data_change = changed_dates.contains(&date);
         actions.push(Action::Add(add));
     }
+    let (metadata, nonce) = marked(metadata);
     let committed = CommitBuilder::default()
         .with_actions(actions)
-        .with_app_metadata(marked(metadata))
+        .with_app_metadata(metadata)
         .build(
             Some(&snapshot),
             table.log_store(),
             DeltaOperation::Optimize { predicate: None, target_size: target_size as i64 },
         )
-        .await
-        .map_err(|e| lake.delta_err("committing a compaction to", e))?;
-    evidence::seal(lake, [committed.version]).await?;
+        .await;
+    let version = match committed {
+        Ok(done) => seal_copies(lake, Some(snapshot.version()), &nonce, done.version).await?,
+        Err(e) => {
+            let error = lake.delta_err("committing a compaction to", e);
+            committed_anyway(lake, Some(snapshot.version()), &nonce, error).await?
+        }
+    };
     table.update_state().await.map_err(|e| lake.delta_err("reloading", e))?;
     deltalake::checkpoints::create_checkpoint(table, None).await.map_err(|e| lake.delta_err("checkpointing", e))?;
-    Ok(committed.version)
+    Ok(version)
 }
 
 /// Commits the removal of every live file of the given date partitions (`YYYY-MM-DD`), as a
@@ -280,19 +347,25 @@ pub async fn drop_partitions(
     if removes.is_empty() {
         return Ok(None);
     }
+    let (metadata, nonce) = marked(CommitMetadata::new());
     let committed = CommitBuilder::default()
         .with_actions(removes)
-        .with_app_metadata(marked(CommitMetadata::new()))
+        .with_app_metadata(metadata)
         .build(
             Some(&snapshot),
             table.log_store(),
             DeltaOperation::Delete { predicate: Some(format!("{PARTITION_COLUMN} < '{cutoff}'")) },
         )
-        .await
-        .map_err(|e| lake.delta_err("committing retention to", e))?;
-    evidence::seal(lake, [committed.version]).await?;
+        .await;
+    let version = match committed {
+        Ok(done) => seal_copies(lake, Some(snapshot.version()), &nonce, done.version).await?,
+        Err(e) => {
+            let error = lake.delta_err("committing retention to", e);
+            committed_anyway(lake, Some(snapshot.version()), &nonce, error).await?
+        }
+    };
     table.update_state().await.map_err(|e| lake.delta_err("reloading", e))?;
-    Ok(Some(committed.version))
+    Ok(Some(version))
 }
 
 /// Deletes the table's data files that no version newer than `older_than` references, and
@@ -314,7 +387,8 @@ pub async fn vacuum(lake: &Lake, table: DeltaTable, older_than: chrono::Duration
     let mut table = table;
     table.update_state().await.map_err(|e| lake.delta_err("reloading", e))?;
     let before = table.version();
-    let (after, metrics) = table
+    let (metadata, nonce) = marked(CommitMetadata::new());
+    let vacuumed = table
         .vacuum()
         .with_retention_period(window)
         .with_enforce_retention_duration(false)
@@ -323,14 +397,15 @@ pub async fn vacuum(lake: &Lake, table: DeltaTable, older_than: chrono::Duration
         // Marked like every auditlake commit; and its checkpoint never deletes old commit files,
         // whatever the table's settings (tables made before they forbade it).
         .with_commit_properties(
-            CommitProperties::default().with_metadata(marked(CommitMetadata::new())).with_cleanup_expired_logs(Some(false)),
+            CommitProperties::default().with_metadata(metadata).with_cleanup_expired_logs(Some(false)),
         )
-        .await
-        .map_err(|e| lake.delta_err("vacuuming", e))?;
-    // delta-rs records a vacuum as two commits (start, end).
-    if let (Some(before), Some(after)) = (before, after.version()) {
-        evidence::seal(lake, before + 1..=after).await?;
-    }
+        .await;
+    // delta-rs records a vacuum as two commits (start, end), and retries one whose answer was
+    // lost as a copy: every one of them, found by the nonce, gets its record, also when the
+    // vacuum failed after committing some.
+    let ours = own_commits(lake, before, &nonce).await?;
+    evidence::seal(lake, ours).await?;
+    let (_, metrics) = vacuumed.map_err(|e| lake.delta_err("vacuuming", e))?;
     Ok(metrics.files_deleted)
 }
 
@@ -457,6 +532,7 @@ impl Lake {
             schema::arrow_schema().as_ref().try_into_kernel().map_err(|e| self.delta_err("creating", e.into()))?;
         let columns: Vec<StructField> = kernel.fields().cloned().collect();
         let table = self.builder()?.build().map_err(|e| self.delta_err("creating", e))?;
+        let (metadata, nonce) = marked(CommitMetadata::new());
         let created = table
             .create()
             .with_table_name(TABLE_NAME)
@@ -471,11 +547,13 @@ impl Lake {
             // The log is the audit trail of the audit log: no writer may delete old commit files
             // after a checkpoint (Delta's default after 30 days), or `verify` could not replay it.
             .with_configuration_property(TableProperty::EnableExpiredLogCleanup, Some("false"))
-            .with_commit_properties(CommitProperties::default().with_metadata(marked(CommitMetadata::new())))
+            .with_commit_properties(CommitProperties::default().with_metadata(metadata))
             .await;
         match created {
             Ok(table) => {
-                evidence::seal(self, [0]).await?;
+                // Usually version 0; after a lost answer, also the copy delta-rs retried.
+                let ours = own_commits(self, None, &nonce).await?;
+                evidence::seal(self, if ours.is_empty() { vec![0] } else { ours }).await?;
                 Ok(table)
             }
             // Another writer created it first: use theirs.

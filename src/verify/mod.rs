@@ -58,7 +58,8 @@ const FETCH_AHEAD: usize = 16;
 #[derive(Debug, Clone, Serialize)]
 pub struct Maintenance {
     pub version: u64,
-    /// `compaction` or `retention`.
+    /// `compaction`, `retention`, or `retried copy` (a commit delta-rs wrote again after its
+    /// answer was lost, changing nothing).
     pub kind: &'static str,
     pub files_removed: u64,
     pub detail: String,
@@ -349,6 +350,7 @@ fn replay(
     let mut info = Value::Null;
     let mut added: Vec<FileInfo> = Vec::new();
     let mut removed: Vec<(String, Option<FileInfo>)> = Vec::new();
+    let mut adds_were_live = true;
     for action in evidence::actions(bytes) {
         if let Some(ci) = action.get("commitInfo") {
             info = ci.clone();
@@ -366,7 +368,7 @@ fn replay(
             };
             let path = store_path(path);
             ever_added.insert(path.clone());
-            live.insert(path, file.clone());
+            adds_were_live &= live.insert(path, file.clone()).is_some();
             added.push(file);
         } else if let Some(remove) = action.get("remove") {
             let Some(path) = remove.get("path").and_then(Value::as_str) else { continue };
@@ -380,6 +382,17 @@ fn replay(
     }
     let operation = info.get("operation").and_then(Value::as_str).unwrap_or("").to_string();
     let n = removed.len() as u64;
+    if removed.iter().all(|(_, was)| was.is_none()) && adds_were_live {
+        // delta-rs retrying a commit whose answer was lost writes it again: the copy removes
+        // files already gone and adds files already live, so it changes nothing.
+        report.maintenance.push(Maintenance {
+            version,
+            kind: "retried copy",
+            files_removed: 0,
+            detail: format!("{operation} written again after its first answer was lost; it changes no file"),
+        });
+        return;
+    }
     match operation.as_str() {
         "OPTIMIZE" => {
             let rows_in: Option<u64> = removed.iter().map(|(_, f)| f.as_ref().and_then(|f| f.rows)).sum();
