@@ -20,5 +20,5 @@ if [ ! -x "$venv/bin/duckdb" ]; then
   "$venv/bin/pip" install -q "duckdb-cli==$duckdb_version"
 fi
 echo "[bench] building auditlake (release, with the Ballista client for the cluster rows)" >&2
-cargo build --release --quiet --features cluster
+cargo build --release --quiet --features cluster,gcs,azure
 exec python3 bench/bench.py --auditlake "$CARGO_TARGET_DIR/release/auditlake" --duckdb "$venv/bin/duckdb" "$@"

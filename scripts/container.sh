@@ -27,7 +27,7 @@ if ! $sudo podman image exists "$base"; then
   rm -f "$tarball"
 fi
 echo "building the release binary" >&2
-cargo build --release --quiet --features cluster
+cargo build --release --quiet --features cluster,gcs,azure
 version=$("$CARGO_TARGET_DIR/release/auditlake" --version | awk '{print $2}')
 image="localhost/auditlake:$version"
 context=$(mktemp -d)

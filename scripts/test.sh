@@ -24,7 +24,15 @@ fi
 export AUDITLAKE_VENV="$venv" AUDITLAKE_TEST_PYTHON="$venv/bin/python"
 # The S3 tests run against a real S3-protocol server on loopback, started here.
 eval "$(./scripts/s3-server.sh start)"
-trap './scripts/s3-server.sh stop' EXIT
+# The Azure tests run against Azurite (npm), started here; it needs Node.js and npm.
+if ! command -v npm >/dev/null; then
+  echo "installing npm (Debian package) for the Azure Blob Storage emulator" >&2
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq npm >/dev/null 2>&1 \
+    || { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq npm >/dev/null; }
+fi
+eval "$(./scripts/store-emulators.sh start)"
+trap './scripts/s3-server.sh stop; ./scripts/store-emulators.sh stop' EXIT
 
 # The shared target directory keeps every test binary it ever linked (about 750 MB each, and a new
 # set for each clone path CI builds from). Keep those linked within ten minutes of the newest of
@@ -40,10 +48,11 @@ if [ -d "$deps" ]; then
 fi
 
 # Doc examples first, so the last summary printed is the whole suite's. One feature set for both
-# (`cluster` adds the Ballista client and tests/cluster.rs), so CI compiles DataFusion once.
-cargo test --doc --features cluster
+# (`cluster` adds the Ballista client and tests/cluster.rs; `gcs` and `azure` the other stores,
+# tested in tests/stores.rs), so CI compiles DataFusion once.
+cargo test --doc --features cluster,gcs,azure
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --no-fail-fast --features cluster
+  cargo nextest run --no-fail-fast --features cluster,gcs,azure
 else
-  cargo test --no-fail-fast --features cluster --lib --bins --tests
+  cargo test --no-fail-fast --features cluster,gcs,azure --lib --bins --tests
 fi

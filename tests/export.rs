@@ -74,8 +74,11 @@ fn lake_truth(lake: &Path) -> (BTreeMap<String, u64>, BTreeMap<String, u64>, Str
     runtime().block_on(async {
         let by_class = common::counts_by(&lake, CLASS_SQL).await;
         let by_day = common::counts_by(&lake, &format!("concat({CLASS_SQL}, '/', CAST(date AS VARCHAR))")).await;
-        let ids: Vec<String> =
-            common::rows(&lake, "SELECT id FROM audit_log ORDER BY id").await.into_iter().map(|r| r[0].clone()).collect();
+        let ids: Vec<String> = common::rows(&lake, "SELECT id FROM audit_log ORDER BY id")
+            .await
+            .into_iter()
+            .map(|r| r[0].clone())
+            .collect();
         let sha = auditlake::lake::evidence::sha256_hex(ids.join("\n").as_bytes());
         (by_class, by_day, sha, ids.len() as u64)
     })
@@ -106,11 +109,8 @@ fn every_event_validates_and_matches_the_lake_in_both_formats() {
     run(&lake, &["ingest", feed.to_str().unwrap()]);
 
     let parquet = dir.path().join("security-lake");
-    let summary = export(
-        &lake,
-        &parquet,
-        &["--region", "eu-west-1", "--account-id", "123456789012", "--rows-per-file", "1000"],
-    );
+    let summary =
+        export(&lake, &parquet, &["--region", "eu-west-1", "--account-id", "123456789012", "--rows-per-file", "1000"]);
     assert_eq!(summary["events"], 30_000);
     let slugs = ["torq-authentication", "torq-account-change", "torq-user-access", "torq-api-activity"];
     for file in files_under(&parquet) {
@@ -121,7 +121,9 @@ fn every_event_validates_and_matches_the_lake_in_both_formats() {
             && slugs.contains(&parts[1])
             && parts[2] == "region=eu-west-1"
             && parts[3] == "accountId=123456789012"
-            && parts[4].strip_prefix("eventDay=2026").is_some_and(|d| d.len() == 4 && d.chars().all(|c| c.is_ascii_digit()))
+            && parts[4]
+                .strip_prefix("eventDay=2026")
+                .is_some_and(|d| d.len() == 4 && d.chars().all(|c| c.is_ascii_digit()))
             && parts[5].starts_with("auditlake-v0-1-")
             && parts[5].ends_with(".parquet");
         assert!(ok, "not Security Lake's layout: {relative}");
@@ -312,7 +314,8 @@ fn a_second_export_exports_nothing_and_later_ones_only_new_events_never_compacte
     assert_eq!(s1["events"], 5_000);
     let files_after_first = files_under(&out);
     let version = |lake: &Path| -> Value {
-        let h: Value = serde_json::from_slice(&run(lake, &["history", "--limit", "1", "--format", "json"]).stdout).unwrap();
+        let h: Value =
+            serde_json::from_slice(&run(lake, &["history", "--limit", "1", "--format", "json"]).stdout).unwrap();
         h[0]["version"].clone()
     };
     let v1 = version(&lake);
@@ -438,7 +441,11 @@ fn exports_to_an_s3_bucket_in_security_lake_layout() {
         assert_eq!(listed.len(), summary["files"].as_array().unwrap().len());
         for meta in listed {
             let key = meta.location.to_string();
-            assert!(key.starts_with("security-lake/ext/torq-") && key.contains("/region=us-east-1/accountId=123456789012/eventDay="), "{key}");
+            assert!(
+                key.starts_with("security-lake/ext/torq-")
+                    && key.contains("/region=us-east-1/accountId=123456789012/eventDay="),
+                "{key}"
+            );
             let bytes = store.get(&meta.location).await.unwrap().bytes().await.unwrap();
             let path = local.join(&key);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();

@@ -24,7 +24,14 @@ impl Proxy {
         let python = std::env::var("AUDITLAKE_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/faults/proxy.py");
         let mut cmd = Command::new(python);
-        cmd.arg(script).args(["--upstream", &common::s3::endpoint(), "--seed", &seed.to_string(), "--slow-seconds", "3"]);
+        cmd.arg(script).args([
+            "--upstream",
+            &common::s3::endpoint(),
+            "--seed",
+            &seed.to_string(),
+            "--slow-seconds",
+            "3",
+        ]);
         for (fault, p) in rates {
             cmd.args(["--rate", &format!("{fault}={p}")]);
         }
@@ -153,7 +160,12 @@ fn every_job_through(seed: u64, rates: &[(&str, f64)], only: Option<&str>) {
 
     // Reads: an answer is the right one; verify never calls a fault tampering.
     let count = kept.len().to_string();
-    failures.extend(until_done(&proxy, &lake_url, &["query", "SELECT count(*) AS n FROM audit_log", "--format", "csv"], 8));
+    failures.extend(until_done(
+        &proxy,
+        &lake_url,
+        &["query", "SELECT count(*) AS n FROM audit_log", "--format", "csv"],
+        8,
+    ));
     for _ in 0..3 {
         let out = Command::new(assert_cmd::cargo::cargo_bin("auditlake"))
             .args(["--quiet", "--lake", &lake_url, "query", "SELECT count(*) AS n FROM audit_log", "--format", "csv"])
@@ -171,10 +183,8 @@ fn every_job_through(seed: u64, rates: &[(&str, f64)], only: Option<&str>) {
     }
     failures.extend(until_done(&proxy, &lake_url, &["verify"], 8));
     // And read straight from the server: every commit made through the faults has its evidence.
-    let verified = Command::new(assert_cmd::cargo::cargo_bin("auditlake"))
-        .args(["--lake", &lake_url, "verify"])
-        .output()
-        .unwrap();
+    let verified =
+        Command::new(assert_cmd::cargo::cargo_bin("auditlake")).args(["--lake", &lake_url, "verify"]).output().unwrap();
     assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stdout));
     let stats = proxy.stats();
     eprintln!("faults injected: {stats}\nfailed runs, each rerun: {failures:#?}");

@@ -734,7 +734,6 @@ fn parse_date(text: &str) -> Result<chrono::NaiveDate, String> {
         .map_err(|_| format!("invalid date '{text}': expected YYYY-MM-DD"))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -109,7 +109,8 @@ pub async fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Vacuum(args) => {
-            let opts = maintain::VacuumOptions { older_than: args.older_than, dry_run: args.dry_run, force: args.force };
+            let opts =
+                maintain::VacuumOptions { older_than: args.older_than, dry_run: args.dry_run, force: args.force };
             let spinner = print::Spinner::start(say, "vacuuming");
             let m = maintain::vacuum(&lake, &opts).await.context("vacuum failed")?;
             spinner.stop();
@@ -129,8 +130,12 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 }
                 return Ok(0);
             }
-            let public_key =
-                args.public_key.as_deref().map(auditlake::lake::evidence::parse_public_key).transpose().map_err(usage)?;
+            let public_key = args
+                .public_key
+                .as_deref()
+                .map(auditlake::lake::evidence::parse_public_key)
+                .transpose()
+                .map_err(usage)?;
             if args.init {
                 let table = lake.existing().await?;
                 let newest = table.version().unwrap_or(0) as u64;
@@ -170,7 +175,10 @@ pub async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Generate(args) => {
             if !(0.0..=1.0).contains(&args.duplicates) {
-                return Err(usage(format!("invalid --duplicates {}: expected a fraction from 0 to 1", args.duplicates)));
+                return Err(usage(format!(
+                    "invalid --duplicates {}: expected a fraction from 0 to 1",
+                    args.duplicates
+                )));
             }
             let opts = GenerateOptions {
                 events: args.events,
@@ -206,9 +214,8 @@ pub async fn run(cli: Cli) -> Result<u8> {
 
 async fn pull(lake: &Lake, args: args::PullArgs, say: bool) -> Result<u8> {
     use auditlake::ingest::torq_api::{ApiOptions, Endpoints};
-    let std_duration = |flag: &str, d: chrono::Duration| {
-        d.to_std().map_err(|_| usage(format!("{flag} must not be negative")))
-    };
+    let std_duration =
+        |flag: &str, d: chrono::Duration| d.to_std().map_err(|_| usage(format!("{flag} must not be negative")));
     let window = Window::parse(args.since.as_deref(), args.until.as_deref(), chrono::Utc::now()).map_err(usage)?;
     let region = match args.region {
         args::Region::Us => "us",
@@ -324,7 +331,10 @@ async fn evidence_line(lake: &Lake, version: u64) -> Result<String> {
     let verdict = if r.intact {
         "`auditlake verify --quick` passed for this version".to_string()
     } else {
-        format!("`auditlake verify --quick` FOUND {} problem(s) for this version: run `auditlake verify`", r.findings.len())
+        format!(
+            "`auditlake verify --quick` FOUND {} problem(s) for this version: run `auditlake verify`",
+            r.findings.len()
+        )
     };
     Ok(format!("{head}; {verdict}"))
 }
@@ -341,7 +351,9 @@ async fn wait_or_stop(every: std::time::Duration, stop: &mut tokio::sync::watch:
 /// or TORQ_CLIENT_SECRET (never a flag: flags show in `ps`).
 fn credentials(args: &args::PullArgs) -> Result<auditlake::ingest::torq_api::Credentials> {
     let client_id = args.client_id.clone().filter(|s| !s.trim().is_empty()).ok_or_else(|| {
-        auditlake::Error::Credentials("no client id: set TORQ_CLIENT_ID (or --client-id) to the API key's client id".into())
+        auditlake::Error::Credentials(
+            "no client id: set TORQ_CLIENT_ID (or --client-id) to the API key's client id".into(),
+        )
     })?;
     let client_secret = match &args.client_secret_file {
         Some(path) => std::fs::read_to_string(path)
@@ -391,8 +403,7 @@ async fn search(lake: &Lake, args: args::SearchArgs, say: bool) -> Result<u8> {
         ascending: args.oldest_first,
         all_columns: args.all_columns,
     };
-    let session =
-        engine::open(lake, &window(&args.window)?, args.output.as_of_version, &args.engine.engine()).await?;
+    let session = engine::open(lake, &window(&args.window)?, args.output.as_of_version, &args.engine.engine()).await?;
     let df = auditlake::query::search::search(&session, &filters).await.context("search failed")?;
     let rows = auditlake::query::output::write(df, args.output.format.into(), args.output.out.as_deref())
         .await
@@ -441,8 +452,7 @@ async fn query(lake: &Lake, args: QueryArgs, say: bool) -> Result<u8> {
         }
         None => None,
     };
-    let session =
-        engine::open(lake, &window(&args.window)?, args.output.as_of_version, &args.engine.engine()).await?;
+    let session = engine::open(lake, &window(&args.window)?, args.output.as_of_version, &args.engine.engine()).await?;
     if session.version.is_none() && say {
         eprintln!(
             "note: no table at {} yet; the result is empty (run `auditlake ingest` first)",
@@ -559,7 +569,8 @@ async fn report(lake: &Lake, args: ReportArgs, say: bool) -> Result<u8> {
 fn generation_time() -> Result<chrono::DateTime<chrono::Utc>> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(s) => {
-            let secs: i64 = s.trim().parse().map_err(|_| usage(format!("invalid SOURCE_DATE_EPOCH '{s}': expected seconds")))?;
+            let secs: i64 =
+                s.trim().parse().map_err(|_| usage(format!("invalid SOURCE_DATE_EPOCH '{s}': expected seconds")))?;
             chrono::DateTime::from_timestamp(secs, 0)
                 .ok_or_else(|| usage(format!("SOURCE_DATE_EPOCH '{s}' is out of range")))
         }

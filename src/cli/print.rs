@@ -40,9 +40,8 @@ impl Spinner {
         if !say || !std::io::stderr().is_terminal() {
             return Spinner(None);
         }
-        let bar = indicatif::ProgressBar::new_spinner().with_style(
-            indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"),
-        );
+        let bar = indicatif::ProgressBar::new_spinner()
+            .with_style(indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"));
         bar.set_message(what.to_string());
         bar.enable_steady_tick(std::time::Duration::from_millis(200));
         Spinner(Some(bar))
@@ -152,7 +151,10 @@ pub fn pull(lake: &Lake, m: &PullMetrics) -> String {
         lake.location()
     );
     if m.first_run_default {
-        let _ = writeln!(s, "  no cursor for this workspace and no --since: read the last 24 hours (--since goes further back)");
+        let _ = writeln!(
+            s,
+            "  no cursor for this workspace and no --since: read the last 24 hours (--since goes further back)"
+        );
     }
     if m.since_ignored {
         let _ = writeln!(s, "  --since ignored: this workspace has a cursor, and pulls continue from it");
@@ -175,7 +177,8 @@ pub fn pull(lake: &Lake, m: &PullMetrics) -> String {
     );
     rows_detail(&mut s, &m.rows);
     if m.interrupted {
-        let _ = writeln!(s, "  stopped by a signal before the end of the window; the next pull continues from the cursor");
+        let _ =
+            writeln!(s, "  stopped by a signal before the end of the window; the next pull continues from the cursor");
     }
     s
 }

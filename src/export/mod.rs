@@ -32,7 +32,9 @@ use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use deltalake::DeltaTable;
 use deltalake::parquet::arrow::ArrowWriter;
 #[allow(deprecated)]
-use deltalake::parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder};
+use deltalake::parquet::arrow::async_reader::{
+    ParquetObjectReader, ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder,
+};
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::WriterProperties;
 use futures::{StreamExt, TryStreamExt};
@@ -231,7 +233,8 @@ async fn appended_files(lake: &Lake, from: u64, to: u64) -> Result<Vec<SourceFil
             reason: "the commit is missing, so export cannot tell what it added".into(),
         })?;
         let actions: Vec<Value> = evidence::actions(&bytes).collect();
-        let compaction = actions.iter().any(|a| a.pointer("/commitInfo/operation").and_then(Value::as_str) == Some("OPTIMIZE"));
+        let compaction =
+            actions.iter().any(|a| a.pointer("/commitInfo/operation").and_then(Value::as_str) == Some("OPTIMIZE"));
         if compaction {
             continue;
         }
@@ -240,7 +243,10 @@ async fn appended_files(lake: &Lake, from: u64, to: u64) -> Result<Vec<SourceFil
                 continue;
             }
             let Some(path) = add.get("path").and_then(Value::as_str) else { continue };
-            let date = add.pointer(&format!("/partitionValues/{PARTITION_COLUMN}")).and_then(Value::as_str).unwrap_or_default();
+            let date = add
+                .pointer(&format!("/partitionValues/{PARTITION_COLUMN}"))
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             files.push(SourceFile { date: date.to_string(), version, path: path.to_string() });
         }
     }
@@ -307,7 +313,8 @@ async fn write_range(
         .buffered(cores);
     let mut run = RangeRun::default();
     while let Some(day) = days.next().await {
-        let day = day.map_err(|e| Error::Export { out: opts.out.clone(), reason: format!("a day's task failed: {e}") })??;
+        let day =
+            day.map_err(|e| Error::Export { out: opts.out.clone(), reason: format!("a day's task failed: {e}") })??;
         run.events += day.events;
         run.before_since += day.before_since;
         for (class, n) in day.by_class {
@@ -378,7 +385,7 @@ async fn read_file(
     let location = Path::from_url_path(&file.path)
         .map_err(|e| Error::TableFile { path: file.path.clone(), reason: e.to_string() })?;
     let store = table.object_store();
-    match store.head(&location).await {
+    let size = match store.head(&location).await {
         Err(object_store::Error::NotFound { .. }) => {
             return Err(Error::ExportSourceGone {
                 table: lake.display_path(TABLE_NAME),
@@ -387,10 +394,11 @@ async fn read_file(
             });
         }
         Err(e) => return Err(Error::Store { path: lake.display_path(&file.path), source: Box::new(e) }),
-        Ok(_) => {}
-    }
+        Ok(meta) => meta.size,
+    };
     let read_err = |e: deltalake::parquet::errors::ParquetError| lake.delta_err("reading", e.into());
-    ParquetRecordBatchStreamBuilder::new(ParquetObjectReader::new(store, location))
+    // With the size known the footer is read by an absolute range: Azure has no suffix ranges.
+    ParquetRecordBatchStreamBuilder::new(ParquetObjectReader::new(store, location).with_file_size(size))
         .await
         .map_err(read_err)?
         .with_batch_size(8 * 1024)
@@ -535,11 +543,8 @@ async fn write_part(
     events.sort_unstable_by(|a, b| (a.0, a.1.id(a.2)).cmp(&(b.0, b.1.id(b.2))));
     let part = pending.next_part;
     pending.next_part += 1;
-    let relative = format!(
-        "{}/auditlake-v{range}-{part:04}.{}",
-        day_folder(opts, class, date),
-        opts.format.extension()
-    );
+    let relative =
+        format!("{}/auditlake-v{range}-{part:04}.{}", day_folder(opts, class, date), opts.format.extension());
     let failed = |reason: String| Error::Export { out: target.display_path(&relative), reason };
     let events = events.into_iter().map(|(_, rows, row)| rows.event(row));
     let bytes = match opts.format {
@@ -620,6 +625,9 @@ mod tests {
             day_folder(&opts, Class::Authentication, "2026-09-01"),
             "ext/torq-authentication/region=eu-west-1/accountId=123456789012/eventDay=20260901"
         );
-        assert_eq!(day_folder(&ExportOptions::default(), Class::ApiActivity, "2026-09-01"), "torq-api-activity/eventDay=20260901");
+        assert_eq!(
+            day_folder(&ExportOptions::default(), Class::ApiActivity, "2026-09-01"),
+            "torq-api-activity/eventDay=20260901"
+        );
     }
 }

@@ -197,7 +197,8 @@ pub const MAPPING: &[Mapping] = &[
 /// The action whose logons failed.
 const LOGIN_FAILED: &str = "user login failed";
 
-static EXACT: LazyLock<HashMap<&'static str, Mapping>> = LazyLock::new(|| MAPPING.iter().map(|m| (m.action, *m)).collect());
+static EXACT: LazyLock<HashMap<&'static str, Mapping>> =
+    LazyLock::new(|| MAPPING.iter().map(|m| (m.action, *m)).collect());
 static BY_ACTION: LazyLock<HashMap<String, Mapping>> =
     LazyLock::new(|| MAPPING.iter().map(|m| (m.action.to_lowercase(), *m)).collect());
 
@@ -458,14 +459,15 @@ pub fn event(entry: &Entry) -> Event {
             (Some(target()), Some(vec![role.unwrap_or_else(|| "role".to_string())]), None, None)
         }
         ApiActivity => {
-            let resource = (entry.resource_id.is_some() || entry.resource_name.is_some() || !tags.is_empty()).then(|| {
-                vec![Resource {
-                    uid: owned(entry.resource_id),
-                    name: owned(entry.resource_name),
-                    kind: (!mapped.resource_type.is_empty()).then(|| mapped.resource_type.to_string()),
-                    labels: tags.clone(),
-                }]
-            });
+            let resource =
+                (entry.resource_id.is_some() || entry.resource_name.is_some() || !tags.is_empty()).then(|| {
+                    vec![Resource {
+                        uid: owned(entry.resource_id),
+                        name: owned(entry.resource_name),
+                        kind: (!mapped.resource_type.is_empty()).then(|| mapped.resource_type.to_string()),
+                        labels: tags.clone(),
+                    }]
+                });
             let api = Api { operation: action.to_string(), service: Service { name: "Torq" } };
             (None, None, Some(api), resource)
         }
@@ -544,10 +546,11 @@ pub fn arrow_schema(class: Class) -> SchemaRef {
     let int = |name: &str| Field::new(name, DataType::Int32, true);
     let long = |name: &str| Field::new(name, DataType::Int64, true);
     let object = |name: &str, fields: Vec<Field>| Field::new(name, DataType::Struct(Fields::from(fields)), true);
-    let list = |name: &str, item: DataType| Field::new(name, DataType::List(Arc::new(Field::new("element", item, true))), true);
-    let user = |name: &str| {
-        object(name, vec![text("uid"), text("name"), text("email_addr"), int("type_id"), text("type")])
+    let list = |name: &str, item: DataType| {
+        Field::new(name, DataType::List(Arc::new(Field::new("element", item, true))), true)
     };
+    let user =
+        |name: &str| object(name, vec![text("uid"), text("name"), text("email_addr"), int("type_id"), text("type")]);
     let mut fields = vec![
         long("time"),
         int("class_uid"),
@@ -640,8 +643,11 @@ mod tests {
         for m in MAPPING {
             if m.class == ApiActivity {
                 let action = m.action.to_lowercase();
-                let stated: Vec<i32> =
-                    by_verb.iter().filter(|(_, vs)| vs.iter().any(|v| action.ends_with(v.as_str()))).map(|(a, _)| *a).collect();
+                let stated: Vec<i32> = by_verb
+                    .iter()
+                    .filter(|(_, vs)| vs.iter().any(|v| action.ends_with(v.as_str())))
+                    .map(|(a, _)| *a)
+                    .collect();
                 assert_eq!(stated, vec![m.activity_id], "{}: README verbs vs code", m.action);
             } else {
                 let row = format!(

@@ -131,65 +131,71 @@ pub async fn pull(lake: &Lake, opts: &PullOptions, mut stop: watch::Receiver<boo
     metrics.window_end = Some(rfc3339(end));
 
     let lease = write::WriterLease::take(lake, "pull").await?;
-    let mut api = TorqApi::new(opts.endpoints.clone(), opts.credentials.clone(), opts.api.clone())?;
-    let bar = progress_bar(opts.progress, start, end);
-    let mut group = Group::default();
-    let mut order = Order::default();
-    let mut page_token: Option<String> = None;
-    let finished = loop {
-        if *stop.borrow() {
-            break false;
-        }
-        let page = tokio::select! {
-            page = api.page(start, end, page_token.as_deref()) => page?,
-            _ = stop.changed() => break false,
-        };
-        metrics.pages += 1;
-        let mut text = Vec::with_capacity(page.entries.iter().map(|e| e.get().len() + 1).sum());
-        for entry in &page.entries {
-            order.see(entry.get());
-            // A raw newline in JSON text can only be whitespace between tokens: one entry a line.
-            text.extend(entry.get().bytes().map(|b| if b == b'\n' || b == b'\r' { b' ' } else { b }));
-            text.push(b'\n');
-        }
-        group.bytes += text.len();
-        let name = format!("torq:{}/{}/{}", opts.workspace, rfc3339(start), metrics.pages);
-        group.inputs.push(Input::Memory { name, bytes: Arc::from(text) });
-        if let Some(bar) = &bar {
-            if let Some(at) = order.newest.and_then(DateTime::from_timestamp_micros) {
-                bar.set_position((at - start).num_seconds().max(0) as u64);
+    let pulled: Result<(Option<ProgressBar>, ApiStats)> = async {
+        let mut api = TorqApi::new(opts.endpoints.clone(), opts.credentials.clone(), opts.api.clone())?;
+        let bar = progress_bar(opts.progress, start, end);
+        let mut group = Group::default();
+        let mut order = Order::default();
+        let mut page_token: Option<String> = None;
+        let finished = loop {
+            if *stop.borrow() {
+                break false;
             }
-            bar.set_message(format!("{} pages, {} entries", metrics.pages, order.entries));
-        }
-        let next = page.next_page_token;
-        if next.is_none() {
-            break true;
-        }
-        if next == page_token {
-            return Err(Error::Api {
-                url: opts.endpoints.api.to_string(),
-                reason: "the API answered the same page token twice; stopping rather than loop".into(),
-            });
-        }
-        page_token = next;
-        if group.inputs.len() >= opts.commit_pages.max(1)
-            || group.bytes >= GROUP_BYTES
-            || group.since.elapsed() >= opts.commit_interval
-        {
-            // Never past the window, even if the API answered entries outside it.
-            let cursor = order.committed_before().map(|c| c.min(end));
-            let group = std::mem::take(&mut group);
-            commit(lake, &lease, &mut table, opts, &source, group, cursor, &mut committed, &mut metrics).await?;
-        }
-    };
-    metrics.interrupted = !finished;
-    let cursor = if finished { Some(end) } else { order.committed_before().map(|c| c.min(end)) };
-    commit(lake, &lease, &mut table, opts, &source, group, cursor, &mut committed, &mut metrics).await?;
+            let page = tokio::select! {
+                page = api.page(start, end, page_token.as_deref()) => page?,
+                _ = stop.changed() => break false,
+            };
+            metrics.pages += 1;
+            let mut text = Vec::with_capacity(page.entries.iter().map(|e| e.get().len() + 1).sum());
+            for entry in &page.entries {
+                order.see(entry.get());
+                // A raw newline in JSON text can only be whitespace between tokens: one entry a line.
+                text.extend(entry.get().bytes().map(|b| if b == b'\n' || b == b'\r' { b' ' } else { b }));
+                text.push(b'\n');
+            }
+            group.bytes += text.len();
+            let name = format!("torq:{}/{}/{}", opts.workspace, rfc3339(start), metrics.pages);
+            group.inputs.push(Input::Memory { name, bytes: Arc::from(text) });
+            if let Some(bar) = &bar {
+                if let Some(at) = order.newest.and_then(DateTime::from_timestamp_micros) {
+                    bar.set_position((at - start).num_seconds().max(0) as u64);
+                }
+                bar.set_message(format!("{} pages, {} entries", metrics.pages, order.entries));
+            }
+            let next = page.next_page_token;
+            if next.is_none() {
+                break true;
+            }
+            if next == page_token {
+                return Err(Error::Api {
+                    url: opts.endpoints.api.to_string(),
+                    reason: "the API answered the same page token twice; stopping rather than loop".into(),
+                });
+            }
+            page_token = next;
+            if group.inputs.len() >= opts.commit_pages.max(1)
+                || group.bytes >= GROUP_BYTES
+                || group.since.elapsed() >= opts.commit_interval
+            {
+                // Never past the window, even if the API answered entries outside it.
+                let cursor = order.committed_before().map(|c| c.min(end));
+                let group = std::mem::take(&mut group);
+                commit(lake, &lease, &mut table, opts, &source, group, cursor, &mut committed, &mut metrics).await?;
+            }
+        };
+        metrics.interrupted = !finished;
+        let cursor = if finished { Some(end) } else { order.committed_before().map(|c| c.min(end)) };
+        commit(lake, &lease, &mut table, opts, &source, group, cursor, &mut committed, &mut metrics).await?;
+        Ok((bar, api.stats.clone()))
+    }
+    .await;
+    // Released on failure too: the run's uncommitted files are garbage for vacuum now.
     lease.release().await;
+    let (bar, api_stats) = pulled?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    metrics.api = api.stats.clone();
+    metrics.api = api_stats;
     metrics.rows.seconds = started.elapsed().as_secs_f64();
     metrics.rows.rows_per_sec =
         if metrics.rows.seconds > 0.0 { metrics.rows.read as f64 / metrics.rows.seconds } else { 0.0 };
@@ -282,8 +288,9 @@ async fn commit(
     {
         let step = IDLE_CURSOR_STEP.num_microseconds().expect("an hour in µs");
         if committed.is_none_or(|at| c.until_us - at >= step) {
-            let v = write::append(lake, lease, table, Vec::new(), metadata, &BTreeSet::new(), &KeySet::default(), Some(c))
-                .await?;
+            let v =
+                write::append(lake, lease, table, Vec::new(), metadata, &BTreeSet::new(), &KeySet::default(), Some(c))
+                    .await?;
             version = Some(v);
             metrics.rows.table_version = Some(v);
         }

@@ -125,8 +125,10 @@ pub async fn ingest(lake: &Lake, opts: &IngestOptions) -> Result<IngestMetrics> 
     // Taken before any data file is written, so that vacuum leaves this run's files alone.
     let lease = write::WriterLease::take(lake, "ingest").await?;
     let extras = Extras { cursor: None, metadata: write::CommitMetadata::new(), stop_on_ctrl_c: true };
-    let mut metrics = load(lake, &lease, &mut table, opts, resolved, extras).await?;
+    let loaded = load(lake, &lease, &mut table, opts, resolved, extras).await;
+    // Released on failure too: the run's uncommitted files are garbage for vacuum now.
     lease.release().await;
+    let mut metrics = loaded?;
     metrics.seconds = started.elapsed().as_secs_f64();
     metrics.rows_per_sec = if metrics.seconds > 0.0 { metrics.read as f64 / metrics.seconds } else { 0.0 };
     Ok(metrics)
@@ -315,8 +317,7 @@ pub(super) async fn load(
         ]);
         metadata.extend(extras.metadata);
         let dates: BTreeSet<String> = metrics.partitions.iter().cloned().collect();
-        let version =
-            write::append(lake, lease, table, adds, metadata, &dates, &ours, extras.cursor.as_ref()).await?;
+        let version = write::append(lake, lease, table, adds, metadata, &dates, &ours, extras.cursor.as_ref()).await?;
         metrics.table_version = Some(version);
     }
 

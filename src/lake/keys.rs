@@ -9,6 +9,7 @@ use deltalake::DeltaTable;
 use deltalake::datafusion::prelude::{SessionContext, col, lit};
 use deltalake::datafusion::scalar::ScalarValue;
 use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
 use object_store::path::Path;
 
 use super::Lake;
@@ -109,9 +110,14 @@ pub async fn ids_in_files(lake: &Lake, table: &DeltaTable, paths: &[String]) -> 
     for path in paths {
         let location =
             Path::from_url_path(path).map_err(|e| Error::TableFile { path: path.clone(), reason: e.to_string() })?;
-        let builder = ParquetRecordBatchStreamBuilder::new(ParquetObjectReader::new(store.clone(), location))
+        // With the size known the footer is read by an absolute range: Azure has no suffix ranges.
+        let size = store
+            .head(&location)
             .await
-            .map_err(read_err)?;
+            .map_err(|e| Error::Store { path: lake.display_path(path), source: Box::new(e) })?
+            .size;
+        let reader = ParquetObjectReader::new(store.clone(), location).with_file_size(size);
+        let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(read_err)?;
         let mask = ProjectionMask::columns(builder.parquet_schema(), [c::ID]);
         let mut stream = builder.with_projection(mask).build().map_err(read_err)?;
         while let Some(batch) = stream.try_next().await.map_err(read_err)? {
@@ -122,4 +128,3 @@ pub async fn ids_in_files(lake: &Lake, table: &DeltaTable, paths: &[String]) -> 
     }
     Ok(out)
 }
-

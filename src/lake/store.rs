@@ -106,4 +106,3 @@ pub(super) fn memory_stores() -> &'static Mutex<HashMap<String, Arc<InMemory>>> 
     static STORES: OnceLock<Mutex<HashMap<String, Arc<InMemory>>>> = OnceLock::new();
     STORES.get_or_init(Default::default)
 }
-

@@ -35,9 +35,9 @@ use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::RecordBatchWriter;
 use deltalake::{DeltaTable, DeltaTableError, TableProperty};
 
-use super::keys::{self, KeySet};
-use super::evidence;
 use super::Lake;
+use super::evidence;
+use super::keys::{self, KeySet};
 use crate::error::{Error, Result};
 use crate::schema::{self, PARTITION_COLUMN, TABLE_NAME, col};
 
@@ -68,8 +68,9 @@ async fn own_commits(lake: &Lake, read_version: Option<u64>, nonce: &str) -> Res
     let mut found = Vec::new();
     let mut version = read_version.map_or(0, |v| v + 1);
     while let Some(bytes) = evidence::commit_bytes(lake, version).await? {
-        let ours = evidence::actions(&bytes)
-            .any(|a| a.get("commitInfo").and_then(|c| c.get(NONCE_KEY)).and_then(serde_json::Value::as_str) == Some(nonce));
+        let ours = evidence::actions(&bytes).any(|a| {
+            a.get("commitInfo").and_then(|c| c.get(NONCE_KEY)).and_then(serde_json::Value::as_str) == Some(nonce)
+        });
         if ours {
             found.push(version);
         }
@@ -372,7 +373,12 @@ pub async fn drop_partitions(
 /// files no commit ever referenced that are older than that; returns their paths. With
 /// `dry_run`, only lists them. The window widens to the start of the oldest running writer
 /// (a live [`WriterLease`]), whose files are not committed yet.
-pub async fn vacuum(lake: &Lake, table: DeltaTable, older_than: chrono::Duration, dry_run: bool) -> Result<Vec<String>> {
+pub async fn vacuum(
+    lake: &Lake,
+    table: DeltaTable,
+    older_than: chrono::Duration,
+    dry_run: bool,
+) -> Result<Vec<String>> {
     let now = Utc::now();
     let window = match oldest_running_writer(lake, now).await? {
         // A minute of margin for clocks and for files the writer created as it started.

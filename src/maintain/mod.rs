@@ -92,67 +92,72 @@ pub async fn compact(lake: &Lake, opts: &CompactOptions) -> Result<CompactMetric
 
     // A day is sorted within a memory budget, spilling to temporary files past it, so that a
     // large day costs disk rather than an unbounded amount of memory.
-    let runtime = RuntimeEnvBuilder::new()
-        .with_memory_limit(COMPACT_MEMORY_BYTES, 1.0)
-        .build_arc()
-        .map_err(Error::from)?;
+    let runtime =
+        RuntimeEnvBuilder::new().with_memory_limit(COMPACT_MEMORY_BYTES, 1.0).build_arc().map_err(Error::from)?;
     // One partition: one sort that spills, instead of one per core merged by an operator that
     // cannot spill (with two and a 128 MiB budget, compacting a 10M-event lake failed: measured).
     let ctx = SessionContext::new_with_config_rt(SessionConfig::new().with_target_partitions(1), runtime);
     lake.register_store(&table, &ctx)?;
     let provider = table.table_provider().await?;
     let lease = write::WriterLease::take(lake, "compact").await?;
-    let mut writer = write::writer(lake, &table, opts.target_size)?;
-    let planned: HashSet<String> = plan.iter().flat_map(|p| p.files.iter().cloned()).collect();
-    let mut changed_dates: HashSet<String> = HashSet::new();
+    let rewritten: Result<(u64, CompactMetrics)> = async {
+        let mut writer = write::writer(lake, &table, opts.target_size)?;
+        let planned: HashSet<String> = plan.iter().flat_map(|p| p.files.iter().cloned()).collect();
+        let mut changed_dates: HashSet<String> = HashSet::new();
 
-    for part in &plan {
-        let date = time::parse_date(&part.date).ok_or_else(|| Error::TableFile {
-            path: format!("date={}/", part.date),
-            reason: "the partition value is not a date".into(),
-        })?;
-        let days = time::days_since_epoch(date);
-        // Earliest ingested copy first, so it is the one kept; then time order for the file.
-        let df = ctx
-            .read_table(provider.clone())?
-            .filter(col(c::DATE).eq(lit(ScalarValue::Date32(Some(days)))))?
-            .sort(vec![
+        for part in &plan {
+            let date = time::parse_date(&part.date).ok_or_else(|| Error::TableFile {
+                path: format!("date={}/", part.date),
+                reason: "the partition value is not a date".into(),
+            })?;
+            let days = time::days_since_epoch(date);
+            // Earliest ingested copy first, so it is the one kept; then time order for the file.
+            let df = ctx
+                .read_table(provider.clone())?
+                .filter(col(c::DATE).eq(lit(ScalarValue::Date32(Some(days)))))?
+                .sort(vec![
                 col(c::TIMESTAMP).sort(true, false),
                 col(c::ID).sort(true, false),
                 col(c::INGESTED_AT).sort(true, false),
             ])?;
-        let mut stream = df.execute_stream().await?;
-        let mut seen = lake::KeySet::default();
-        let mut dups = 0u64;
-        while let Some(batch) = stream.try_next().await? {
-            let ids = deltalake::arrow::compute::cast(
-                batch.column_by_name(c::ID).expect("id"),
-                &deltalake::arrow::datatypes::DataType::Utf8,
-            )?;
-            let keep: BooleanArray = ids
-                .as_string::<i32>()
-                .iter()
-                .map(|id| Some(seen.insert(lake::id_key(id.unwrap_or_default()))))
-                .collect();
-            let kept = schema::conform(&filter_record_batch(&batch, &keep)?)?;
-            dups += (batch.num_rows() - kept.num_rows()) as u64;
-            m.rows += kept.num_rows() as u64;
-            if kept.num_rows() > 0 {
-                writer.write(kept).await.map_err(|e| lake.delta_err("compacting", e))?;
+            let mut stream = df.execute_stream().await?;
+            let mut seen = lake::KeySet::default();
+            let mut dups = 0u64;
+            while let Some(batch) = stream.try_next().await? {
+                let ids = deltalake::arrow::compute::cast(
+                    batch.column_by_name(c::ID).expect("id"),
+                    &deltalake::arrow::datatypes::DataType::Utf8,
+                )?;
+                let keep: BooleanArray = ids
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|id| Some(seen.insert(lake::id_key(id.unwrap_or_default()))))
+                    .collect();
+                let kept = schema::conform(&filter_record_batch(&batch, &keep)?)?;
+                dups += (batch.num_rows() - kept.num_rows()) as u64;
+                m.rows += kept.num_rows() as u64;
+                if kept.num_rows() > 0 {
+                    writer.write(kept).await.map_err(|e| lake.delta_err("compacting", e))?;
+                }
             }
+            if dups > 0 {
+                changed_dates.insert(part.date.clone());
+            }
+            m.duplicates_removed += dups;
         }
-        if dups > 0 {
-            changed_dates.insert(part.date.clone());
-        }
-        m.duplicates_removed += dups;
+        let adds = writer.flush().await.map_err(|e| lake.delta_err("compacting", e))?;
+        m.files_after = adds.len() as u64;
+        m.bytes_after = adds.iter().map(|a| a.size.max(0) as u64).sum();
+        let metadata = HashMap::from([("auditlake.duplicates_removed".to_string(), m.duplicates_removed.into())]);
+        let version =
+            write::rewrite(lake, &lease, &mut table, &planned, adds, &changed_dates, metadata, opts.target_size)
+                .await?;
+        Ok((version, m))
     }
-    let adds = writer.flush().await.map_err(|e| lake.delta_err("compacting", e))?;
-    m.files_after = adds.len() as u64;
-    m.bytes_after = adds.iter().map(|a| a.size.max(0) as u64).sum();
-    let metadata = HashMap::from([("auditlake.duplicates_removed".to_string(), m.duplicates_removed.into())]);
-    let version =
-        write::rewrite(lake, &lease, &mut table, &planned, adds, &changed_dates, metadata, opts.target_size).await?;
+    .await;
+    // Released on failure too: the run's uncommitted files are garbage for vacuum now.
     lease.release().await;
+    let (version, mut m) = rewritten?;
     m.table_version = Some(version);
     m.checkpoint = true;
     m.partitions = plan;
@@ -236,11 +241,7 @@ pub async fn vacuum(lake: &Lake, opts: &VacuumOptions) -> Result<VacuumMetrics> 
     }
     let table = lake.existing().await?;
     let files_deleted = write::vacuum(lake, table, opts.older_than, opts.dry_run).await?;
-    Ok(VacuumMetrics {
-        dry_run: opts.dry_run,
-        files_deleted,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    Ok(VacuumMetrics { dry_run: opts.dry_run, files_deleted, seconds: started.elapsed().as_secs_f64() })
 }
 
 /// One entry of `auditlake history`.
@@ -257,7 +258,8 @@ pub struct HistoryEntry {
 pub async fn history(lake: &Lake, limit: Option<usize>) -> Result<Vec<HistoryEntry>> {
     let table = lake.existing().await?;
     let latest = table.version().unwrap_or(0);
-    let commits: Vec<_> = table.history(limit).try_collect().await.map_err(|e| lake.delta_err("reading the history of", e))?;
+    let commits: Vec<_> =
+        table.history(limit).try_collect().await.map_err(|e| lake.delta_err("reading the history of", e))?;
     Ok(commits
         .into_iter()
         .enumerate()

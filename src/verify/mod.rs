@@ -125,7 +125,12 @@ pub async fn verify(lake: &Lake, opts: &VerifyOptions) -> Result<VerifyReport> {
 
     let (records, bad_records) = evidence::records(lake).await?;
     for (name, reason) in bad_records {
-        report.findings.push(finding("evidence_altered", None, Some(format!("{}{name}", evidence::EVIDENCE_DIR)), reason));
+        report.findings.push(finding(
+            "evidence_altered",
+            None,
+            Some(format!("{}{name}", evidence::EVIDENCE_DIR)),
+            reason,
+        ));
     }
     let records: BTreeMap<u64, Record> = records.into_iter().map(|r| (r.version, r)).collect();
     if let Some(copy) = lake.evidence_copy() {
@@ -207,7 +212,12 @@ pub async fn verify(lake: &Lake, opts: &VerifyOptions) -> Result<VerifyReport> {
 }
 
 /// The lake's records against the copy kept elsewhere (`--evidence-url`): the copy wins.
-async fn compare_copy(copy: &Lake, records: &BTreeMap<u64, Record>, newest: u64, report: &mut VerifyReport) -> Result<()> {
+async fn compare_copy(
+    copy: &Lake,
+    records: &BTreeMap<u64, Record>,
+    newest: u64,
+    report: &mut VerifyReport,
+) -> Result<()> {
     let (copied, bad) = evidence::records(copy).await?;
     report.evidence_copy = Some(copy.location().to_string());
     for (name, reason) in bad {
@@ -226,7 +236,11 @@ async fn compare_copy(copy: &Lake, records: &BTreeMap<u64, Record>, newest: u64,
                 "commits_truncated",
                 Some(c.version),
                 None,
-                format!("the copy at {} holds evidence of version {}, past the log's end ({newest})", copy.location(), c.version),
+                format!(
+                    "the copy at {} holds evidence of version {}, past the log's end ({newest})",
+                    copy.location(),
+                    c.version
+                ),
             )),
             None => report.findings.push(finding(
                 "evidence_altered",
@@ -247,8 +261,7 @@ struct LogListing {
 
 async fn list_log(lake: &Lake) -> Result<LogListing> {
     let prefix = format!("{TABLE_NAME}/_delta_log/");
-    let listed: Vec<object_store::ObjectMeta> = match lake.store().list(Some(&lake.path(&prefix))).try_collect().await
-    {
+    let listed: Vec<object_store::ObjectMeta> = match lake.store().list(Some(&lake.path(&prefix))).try_collect().await {
         Ok(l) => l,
         Err(object_store::Error::NotFound { .. }) => Vec::new(),
         Err(e) => return Err(Error::Store { path: lake.display_path(&prefix), source: Box::new(e) }),
@@ -358,13 +371,19 @@ fn replay(
             let Some(path) = add.get("path").and_then(Value::as_str) else { continue };
             let file = FileInfo {
                 size: add.get("size").and_then(Value::as_u64).unwrap_or(0),
-                sha256: add.pointer(&format!("/tags/{}", FILE_HASH_TAG.replace('/', "~1"))).and_then(Value::as_str).map(str::to_string),
+                sha256: add
+                    .pointer(&format!("/tags/{}", FILE_HASH_TAG.replace('/', "~1")))
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
                 rows: add
                     .get("stats")
                     .and_then(Value::as_str)
                     .and_then(|s| serde_json::from_str::<Value>(s).ok())
                     .and_then(|s| s.get("numRecords").and_then(Value::as_u64)),
-                date: add.pointer(&format!("/partitionValues/{PARTITION_COLUMN}")).and_then(Value::as_str).map(str::to_string),
+                date: add
+                    .pointer(&format!("/partitionValues/{PARTITION_COLUMN}"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
             };
             let path = store_path(path);
             ever_added.insert(path.clone());
@@ -403,7 +422,10 @@ fn replay(
                     version,
                     kind: "compaction",
                     files_removed: n,
-                    detail: format!("{n} files ({i} rows) rewritten into {} ({o} rows, {dups} duplicate ids dropped)", added.len()),
+                    detail: format!(
+                        "{n} files ({i} rows) rewritten into {} ({o} rows, {dups} duplicate ids dropped)",
+                        added.len()
+                    ),
                 }),
                 (i, o) => report.findings.push(finding(
                     "compaction_changed_rows",
@@ -446,7 +468,11 @@ fn replay(
             "data_removed",
             Some(version),
             Some(removed[0].0.clone()),
-            format!("{n} files removed by {} ({})", if other.is_empty() { "an unnamed operation" } else { other }, commit_summary(bytes)),
+            format!(
+                "{n} files removed by {} ({})",
+                if other.is_empty() { "an unnamed operation" } else { other },
+                commit_summary(bytes)
+            ),
         )),
     }
 }
@@ -456,7 +482,12 @@ type Looked = (u64, Option<String>);
 
 /// Each live file is on storage with its recorded size and, unless `quick`, its hash. Files are
 /// read on every core at once (SHA-256 is the cost: about 150 MB/s a core here).
-async fn check_live_files(lake: &Lake, live: &HashMap<String, FileInfo>, quick: bool, report: &mut VerifyReport) -> Result<()> {
+async fn check_live_files(
+    lake: &Lake,
+    live: &HashMap<String, FileInfo>,
+    quick: bool,
+    report: &mut VerifyReport,
+) -> Result<()> {
     let store = lake.store();
     let mut paths: Vec<&String> = live.keys().collect();
     paths.sort();
@@ -543,7 +574,8 @@ async fn check_checkpoint(lake: &Lake, version: u64, live: &HashSet<String>, rep
     use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let relative = format!("{TABLE_NAME}/_delta_log/{version:020}.checkpoint.parquet");
     let bytes = lake.get(&relative).await?.ok_or_else(|| evidence::gone(lake, &relative))?;
-    let bad = |reason: String| finding("checkpoint_mismatch", Some(version), Some(lake.display_path(&relative)), reason);
+    let bad =
+        |reason: String| finding("checkpoint_mismatch", Some(version), Some(lake.display_path(&relative)), reason);
     let reader = match ParquetRecordBatchReaderBuilder::try_new(bytes).and_then(|b| b.build()) {
         Ok(r) => r,
         Err(e) => {
