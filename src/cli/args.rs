@@ -349,7 +349,7 @@ pub struct OcsfArgs {
     pub source_prefix: String,
 
     /// At most this many events a file; a day's events are written whenever this many wait, which
-    /// bounds memory (about 480 MiB at the default, measured on 10M events)
+    /// bounds memory (about 470 MiB at the default, measured on 10M events)
     #[arg(long, default_value_t = 50_000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub rows_per_file: u64,
 
