@@ -189,7 +189,8 @@ fn every_job_through(seed: u64, rates: &[(&str, f64)], only: Option<&str>) {
     let stats = proxy.stats();
     eprintln!("faults injected: {stats}\nfailed runs, each rerun: {failures:#?}");
     let injected: serde_json::Value = serde_json::from_str(&stats).unwrap();
-    for (fault, _) in rates {
+    // Each fault drawn often enough to be sure of (a rare one, like `slow`, may not come up).
+    for (fault, _) in rates.iter().filter(|(_, p)| *p >= 0.02) {
         assert!(injected[*fault].as_u64().unwrap() > 0, "no {fault} was injected: {stats}");
     }
 }
