@@ -387,6 +387,7 @@ fn an_export_killed_mid_way_is_finished_by_the_next_with_every_event_once() {
     let summary = export(&lake, &out, &["--format", "ndjson", "--rows-per-file", "500"]);
     assert_eq!(summary["resumed"], true, "{summary}");
     assert_eq!(summary["events"], 122_000);
+    assert_eq!(summary["from_version"], Value::Null, "the run covers the whole table: {summary}");
     assert!(files_under(&out).len() > left);
     let report = validate(&[&out]);
     assert_matches_lake(&lake, &report);

@@ -164,7 +164,9 @@ pub async fn export(lake: &Lake, opts: &ExportOptions) -> Result<ExportSummary> 
         let run = write_range(lake, &target, opts, range, files).await?;
         meta.insert("auditlake.export.events".into(), run.events.into());
         write::record_positions(lake, &mut table, &[(done_id.clone(), to as i64)], meta).await?;
-        summary.from_version = summary.from_version.or(done);
+        if summary.to_version.is_none() {
+            summary.from_version = done; // the first range's start: the run covers (done, to]
+        }
         summary.to_version = Some(to);
         summary.resumed |= resumed;
         summary.events += run.events;
