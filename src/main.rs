@@ -87,9 +87,14 @@ fn say_once(err: &anyhow::Error) -> String {
 fn redact(text: &str) -> String {
     const REDACTED: &str = "[redacted]";
     let mut out = text.to_string();
-    for tag in
-        ["AWSAccessKeyId", "StringToSign", "StringToSignBytes", "CanonicalRequest", "CanonicalRequestBytes", "SignatureProvided"]
-    {
+    for tag in [
+        "AWSAccessKeyId",
+        "StringToSign",
+        "StringToSignBytes",
+        "CanonicalRequest",
+        "CanonicalRequestBytes",
+        "SignatureProvided",
+    ] {
         let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
         let mut from = 0;
         while let Some(start) = out[from..].find(&open).map(|i| from + i + open.len()) {

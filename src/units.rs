@@ -19,7 +19,6 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     n.checked_mul(mult).ok_or_else(|| format!("invalid size '{text}': too large"))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -303,5 +303,8 @@ fn errors_are_said_once_and_flag_mistakes_exit_2() {
         .stderr(predicate::str::contains("out of range"));
     auditlake(&lake).args(["retention", "--keep", "99999999d", "--dry-run"]).assert().success();
     let dotted = dir.path().join("x").join("..").join("lake");
-    auditlake(&dotted).args(["query", "--format", "csv", "SELECT count(*) > 0 AS some FROM audit_log"]).assert().success();
+    auditlake(&dotted)
+        .args(["query", "--format", "csv", "SELECT count(*) > 0 AS some FROM audit_log"])
+        .assert()
+        .success();
 }

@@ -27,7 +27,9 @@ fn start_cluster() -> String {
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         rt.block_on(async {
-            let addr = auditlake::engine::cluster::start_standalone(2, auditlake::engine::session_config().unwrap()).await.unwrap();
+            let addr = auditlake::engine::cluster::start_standalone(2, auditlake::engine::session_config().unwrap())
+                .await
+                .unwrap();
             tx.send(format!("df://localhost:{}", addr.port())).unwrap();
             std::future::pending::<()>().await;
         });

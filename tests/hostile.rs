@@ -169,7 +169,8 @@ fn one_bad_input_never_stops_collection_and_nothing_outside_is_read() {
     let r = run(&lake, &["ingest", "--format", "json", &arg]);
     assert_eq!(r.code, 3, "{}", r.stderr);
     let m = metrics(&r);
-    let skipped: Vec<&str> = m["skipped_inputs"].as_array().unwrap().iter().map(|s| s["input"].as_str().unwrap()).collect();
+    let skipped: Vec<&str> =
+        m["skipped_inputs"].as_array().unwrap().iter().map(|s| s["input"].as_str().unwrap()).collect();
     assert_eq!(skipped.len(), 6, "{skipped:?}");
     assert!(skipped.iter().any(|s| s.ends_with("b-truncated.json.gz")), "{skipped:?}");
     let ingested = m["ingested"].as_u64().unwrap();
@@ -237,7 +238,10 @@ fn a_query_that_wants_every_byte_is_refused_and_a_runaway_one_times_out() {
     assert!(stderr.to_lowercase().contains("resources exhausted"), "{stderr}");
     // A cross join of two ranges would run until killed.
     let started = std::time::Instant::now();
-    let r = run(&lake, &["query", "--timeout", "2s", "SELECT sum(a.value * b.value) FROM range(100000) a, range(100000) b"]);
+    let r = run(
+        &lake,
+        &["query", "--timeout", "2s", "SELECT sum(a.value * b.value) FROM range(100000) a, range(100000) b"],
+    );
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("--timeout"), "{}", r.stderr);
     assert!(started.elapsed() < std::time::Duration::from_secs(30));

@@ -109,11 +109,16 @@ on_each_lake!(stored_ids, stored_ids_are_duplicates_in_their_partition_only);
 async fn not_null_filters_answer_like_case_expressions(lake: Lake) {
     ingest(&lake, &opts(&[&sample_data()])).await.unwrap();
     for column in ["tags", "scenario_id", "ip"] {
-        let filtered = rows(&lake, &format!("SELECT count(*), count(DISTINCT id) FROM audit_log WHERE {column} IS NOT NULL")).await;
-        let counted = rows(&lake, &format!(
-            "SELECT sum(CASE WHEN {column} IS NULL THEN 0 ELSE 1 END), \
+        let filtered =
+            rows(&lake, &format!("SELECT count(*), count(DISTINCT id) FROM audit_log WHERE {column} IS NOT NULL"))
+                .await;
+        let counted = rows(
+            &lake,
+            &format!(
+                "SELECT sum(CASE WHEN {column} IS NULL THEN 0 ELSE 1 END), \
              count(DISTINCT CASE WHEN {column} IS NULL THEN NULL ELSE id END) FROM audit_log"
-        ))
+            ),
+        )
         .await;
         assert_eq!(filtered, counted, "{column}");
         assert_ne!(filtered[0][0], "0", "the sample has {column} values");
@@ -125,7 +130,8 @@ async fn not_null_filters_answer_like_case_expressions(lake: Lake) {
     let limited = rows(&lake, "SELECT tags FROM audit_log WHERE tags IS NOT NULL LIMIT 3").await;
     assert_eq!(limited.len(), 3);
     assert!(limited.iter().all(|r| r[0] != "NULL" && !r[0].is_empty()), "{limited:?}");
-    let tag_rows = rows(&lake, "SELECT count(*) FROM (SELECT unnest(tags) FROM audit_log WHERE tags IS NOT NULL)").await;
+    let tag_rows =
+        rows(&lake, "SELECT count(*) FROM (SELECT unnest(tags) FROM audit_log WHERE tags IS NOT NULL)").await;
     let all_tag_rows = rows(&lake, "SELECT count(*) FROM (SELECT unnest(tags) FROM audit_log)").await;
     assert_eq!(tag_rows, all_tag_rows);
 }

@@ -186,8 +186,19 @@ fn backfill_through_every_fault_matches_the_feed_and_a_repeat_changes_nothing() 
     let dir = tempfile::tempdir().unwrap();
     let feed = generate(dir.path(), 6000, 3, 11);
     let faults = [
-        "--fail-every", "5", "--throttle-every", "7", "--reset-every", "13", "--slow-every", "9",
-        "--slow-seconds", "0.2", "--repeat-boundary", "--token-uses", "8",
+        "--fail-every",
+        "5",
+        "--throttle-every",
+        "7",
+        "--reset-every",
+        "13",
+        "--slow-every",
+        "9",
+        "--slow-seconds",
+        "0.2",
+        "--repeat-boundary",
+        "--token-uses",
+        "8",
     ];
     let api = Api::start(&feed, &faults);
     let lake = dir.path().join("lake");
@@ -350,7 +361,12 @@ fn workspaces_keep_their_own_cursors_in_one_lake() {
     assert_eq!(cursor(&lake, "prod"), Some(at("2026-10-02T12:00:00Z")));
     assert_eq!(cursor(&lake, "emea"), Some(at("2026-10-05T00:00:00Z")));
     // prod continues from its own cursor.
-    let m = summary(&pull(&lake, &api_a, &["--workspace", "prod", "--until", "2026-10-05T00:00:00Z", "--format", "json"], 0));
+    let m = summary(&pull(
+        &lake,
+        &api_a,
+        &["--workspace", "prod", "--until", "2026-10-05T00:00:00Z", "--format", "json"],
+        0,
+    ));
     assert_eq!(m["window_start"], "2026-10-02T11:50:00Z");
     assert_matches(&lake, &feed_entries(&[&feed_a, &feed_b]));
 }
@@ -363,7 +379,10 @@ fn credentials_are_checked_and_never_shown() {
     let lake = dir.path().join("lake");
 
     // A wrong secret: refused by the token service, a clear error, no secret in it.
-    let out = pull_cmd(&lake, &api, &["--since", "2026-10-01"]).env("TORQ_CLIENT_SECRET", "wrong-secret-123").output().unwrap();
+    let out = pull_cmd(&lake, &api, &["--since", "2026-10-01"])
+        .env("TORQ_CLIENT_SECRET", "wrong-secret-123")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("refused the client id and secret"), "{err}");
@@ -412,7 +431,8 @@ fn pull_into_an_s3_lake_and_verify_it() {
     let api = Api::start(&feed, &["--fail-every", "4"]);
     let bucket = common::s3::bucket("pull");
     let lake = format!("s3://{bucket}/lake");
-    let args = ["--since", "2026-10-01", "--until", "2026-10-03T00:00:00Z", "--page-size", "200", "--commit-pages", "3"];
+    let args =
+        ["--since", "2026-10-01", "--until", "2026-10-03T00:00:00Z", "--page-size", "200", "--commit-pages", "3"];
     let out = pull_cmd(Path::new(&lake), &api, &[&args[..], &["--format", "json"]].concat()).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(summary(&out)["ingested"], 1500);

@@ -18,8 +18,9 @@ fn auditlake(lake: &Path) -> Command {
 /// `verify --format json` (plus `extra`): the exit status and the report.
 fn verify(lake: &Path, extra: &[&str]) -> (i32, Value) {
     let out = auditlake(lake).args(["verify", "--format", "json"]).args(extra).output().unwrap();
-    let report = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    });
     (out.status.code().unwrap(), report)
 }
 
@@ -33,7 +34,8 @@ fn assert_intact(lake: &Path, after: &str) {
 fn tampered(lake: &Path, extra: &[&str]) -> (Vec<String>, Value) {
     let (code, report) = verify(lake, extra);
     assert_eq!(code, 4, "{report:#}");
-    let kinds = report["findings"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap().to_string()).collect();
+    let kinds =
+        report["findings"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap().to_string()).collect();
     (kinds, report)
 }
 
@@ -62,7 +64,8 @@ fn build_lake(dir: &Path) -> PathBuf {
     auditlake(&lake).args(["vacuum", "--older-than", "0h", "--force"]).assert().success();
     let (code, report) = verify(&lake, &[]);
     assert_eq!(code, 0, "after vacuum: {report:#}");
-    let kinds: Vec<&str> = report["maintenance"].as_array().unwrap().iter().map(|m| m["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> =
+        report["maintenance"].as_array().unwrap().iter().map(|m| m["kind"].as_str().unwrap()).collect();
     assert!(kinds.contains(&"compaction") && kinds.contains(&"retention"), "{report:#}");
     assert_eq!(report["covered_from"], 0);
     lake
@@ -257,7 +260,12 @@ fn deleted_evidence_is_found_and_a_lake_from_before_evidence_is_covered_from_ini
     let script = "import sys\nfrom deltalake import DeltaTable, write_deltalake\n\
                   t = DeltaTable(sys.argv[1]).to_pyarrow_table()\n\
                   write_deltalake(sys.argv[2], t, partition_by=['date'])\n";
-    let out = Process::new(python).args(["-c", script]).arg(lake.join("audit_log")).arg(old.join("audit_log")).output().unwrap();
+    let out = Process::new(python)
+        .args(["-c", script])
+        .arg(lake.join("audit_log"))
+        .arg(old.join("audit_log"))
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let (code, report) = verify(&old, &["--init"]);
     assert_eq!(code, 0, "{report:#}");
@@ -348,7 +356,10 @@ async fn tampering_on_the_s3_test_server_is_found() {
         use futures::TryStreamExt;
         store.list(Some(&object_store::path::Path::from("lake/audit_log"))).try_collect().await.unwrap()
     };
-    let file = files.iter().find(|m| m.location.as_ref().ends_with(".parquet") && !m.location.as_ref().contains("_delta_log")).unwrap();
+    let file = files
+        .iter()
+        .find(|m| m.location.as_ref().ends_with(".parquet") && !m.location.as_ref().contains("_delta_log"))
+        .unwrap();
     let mut bytes = store.get(&file.location).await.unwrap().bytes().await.unwrap().to_vec();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x01;

@@ -116,8 +116,7 @@ pub async fn start_standalone(vcores: usize, config: SessionConfig) -> Result<So
         .with_aggregate_functions(ballista_aggregate_functions())
         .with_window_functions(ballista_window_functions())
         .build();
-    let failed =
-        |part: &'static str, e: &dyn std::fmt::Display| Error::ClusterStart { part, reason: e.to_string() };
+    let failed = |part: &'static str, e: &dyn std::fmt::Display| Error::ClusterStart { part, reason: e.to_string() };
     let addr = ballista_scheduler::standalone::new_standalone_scheduler_from_state(&state)
         .await
         .map_err(|e| failed("scheduler", &e))?;

@@ -168,9 +168,6 @@ mod tests {
 
     #[test]
     fn several_statements_are_refused() {
-        assert!(matches!(
-            check_read_only("SELECT 1; DROP TABLE audit_log"),
-            Err(Error::StatementCount { found: 2 })
-        ));
+        assert!(matches!(check_read_only("SELECT 1; DROP TABLE audit_log"), Err(Error::StatementCount { found: 2 })));
     }
 }

@@ -199,4 +199,3 @@ pub async fn sql_in(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
     let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
     scan::choose_row_filter(ctx.sql_with_options(sql, options).await?)
 }
-

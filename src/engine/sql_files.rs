@@ -47,4 +47,3 @@ pub(crate) fn assert_all_embedded(folder: &str, embedded: &[(&str, &str)]) {
     names.sort();
     assert_eq!(on_disk, names);
 }
-

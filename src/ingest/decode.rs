@@ -383,8 +383,7 @@ impl Scanner {
     }
 
     fn begin_record(&mut self) {
-        self.current =
-            Some(Pending { text: Vec::new(), line: self.line, truncated: false, size: 0, oversized: false });
+        self.current = Some(Pending { text: Vec::new(), line: self.line, truncated: false, size: 0, oversized: false });
     }
 
     fn end_record(&mut self, emit: &mut impl FnMut(RawRecord<'_>) -> io::Result<()>) -> io::Result<()> {
@@ -461,7 +460,9 @@ impl Scanner {
                 let rest = &chunk[i..];
                 let stop = rest
                     .iter()
-                    .position(|&b| matches!(b, b'"' | b'{' | b'[' | b'}' | b']' | b',' | b'\\') || b.is_ascii_whitespace())
+                    .position(|&b| {
+                        matches!(b, b'"' | b'{' | b'[' | b'}' | b']' | b',' | b'\\') || b.is_ascii_whitespace()
+                    })
                     .unwrap_or(rest.len());
                 if stop > 0 {
                     if let Some(rec) = self.current.as_mut() {
@@ -745,7 +746,9 @@ mod tests {
     }
 
     fn entries(n: usize) -> Vec<String> {
-        (0..n).map(|i| format!(r#"{{"id":"e{i}","timestamp":"2026-09-01T00:00:00Z","pad":"{}"}}"#, "p".repeat(200))).collect()
+        (0..n)
+            .map(|i| format!(r#"{{"id":"e{i}","timestamp":"2026-09-01T00:00:00Z","pad":"{}"}}"#, "p".repeat(200)))
+            .collect()
     }
 
     #[test]

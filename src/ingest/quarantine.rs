@@ -59,8 +59,12 @@ impl Quarantine {
 
     /// Records an input that was skipped or cut short, with the reason.
     pub async fn add_skipped(&mut self, lake: &Lake, input: &str, reason: &str) -> Result<()> {
-        let record =
-            Rejected { source: input.to_string(), line: 0, reason: format!("input skipped: {reason}"), raw: String::new() };
+        let record = Rejected {
+            source: input.to_string(),
+            line: 0,
+            reason: format!("input skipped: {reason}"),
+            raw: String::new(),
+        };
         self.write(lake, &record).await
     }
 

@@ -37,7 +37,10 @@ pub enum Input {
         meta: ObjectMeta,
     },
     /// Bytes already in memory, e.g. a page of Torq's API fetched by `pull`.
-    Memory { name: String, bytes: Arc<[u8]> },
+    Memory {
+        name: String,
+        bytes: Arc<[u8]>,
+    },
 }
 
 impl std::fmt::Debug for Input {

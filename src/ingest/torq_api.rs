@@ -36,7 +36,9 @@ impl Endpoints {
         let (auth, api) = match region {
             "us" => ("https://auth.torq.io", "https://api.torq.io"),
             "eu" => ("https://auth.eu.torq.io", "https://api.eu.torq.io"),
-            other => return Err(Error::Api { url: String::new(), reason: format!("unknown region '{other}' (us, eu)") }),
+            other => {
+                return Err(Error::Api { url: String::new(), reason: format!("unknown region '{other}' (us, eu)") });
+            }
         };
         Ok(Endpoints { auth: Url::parse(auth).expect("valid URL"), api: Url::parse(api).expect("valid URL") })
     }
@@ -181,7 +183,15 @@ impl TorqApi {
             .user_agent(concat!("auditlake/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Api { url: endpoints.api.to_string(), reason: e.to_string() })?;
-        Ok(TorqApi { http, endpoints, credentials, options, token: None, next_request_at: Instant::now(), stats: ApiStats::default() })
+        Ok(TorqApi {
+            http,
+            endpoints,
+            credentials,
+            options,
+            token: None,
+            next_request_at: Instant::now(),
+            stats: ApiStats::default(),
+        })
     }
 
     fn logs_url(&self) -> Url {

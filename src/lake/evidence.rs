@@ -74,7 +74,8 @@ fn der(bytes: &[u8]) -> Option<Vec<u8>> {
 pub fn signing_key() -> Result<Option<ring::signature::Ed25519KeyPair>> {
     let Ok(path) = std::env::var(SIGNING_KEY_ENV) else { return Ok(None) };
     let bad = |reason: String| Error::Evidence { path: path.clone(), reason };
-    let bytes = std::fs::read(&path).map_err(|e| bad(format!("cannot read the signing key ({SIGNING_KEY_ENV}): {e}")))?;
+    let bytes =
+        std::fs::read(&path).map_err(|e| bad(format!("cannot read the signing key ({SIGNING_KEY_ENV}): {e}")))?;
     let der = der(&bytes).ok_or_else(|| bad("not a PEM or DER key".into()))?;
     ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der)
         .map(Some)
@@ -108,10 +109,13 @@ pub fn new_key(path: &std::path::Path) -> Result<String> {
 /// SubjectPublicKeyInfo (`openssl pkey -pubout`).
 pub fn parse_public_key(text: &str) -> Result<Vec<u8>, String> {
     let t = text.trim();
-    if t.len() == 64 && let Some(k) = unhex(t) {
+    if t.len() == 64
+        && let Some(k) = unhex(t)
+    {
         return Ok(k);
     }
-    let bytes = std::fs::read(t).map_err(|e| format!("--public-key '{t}': neither 64 hex digits nor a readable file: {e}"))?;
+    let bytes =
+        std::fs::read(t).map_err(|e| format!("--public-key '{t}': neither 64 hex digits nor a readable file: {e}"))?;
     if let Ok(s) = std::str::from_utf8(&bytes)
         && s.trim().len() == 64
         && let Some(k) = unhex(s.trim())
@@ -238,7 +242,10 @@ pub(crate) async fn seal(lake: &Lake, versions: impl IntoIterator<Item = u64>) -
     let key = signing_key()?;
     for version in versions {
         let Some(commit) = commit_bytes(lake, version).await? else {
-            return Err(Error::Evidence { path: lake.display_path(&commit_path(version)), reason: "the commit just made is gone".into() });
+            return Err(Error::Evidence {
+                path: lake.display_path(&commit_path(version)),
+                reason: "the commit just made is gone".into(),
+            });
         };
         let mut previous = newest_below(lake, version).await?;
         let unsealed_below = version > 0 && previous.as_ref().is_some_and(|p| p.version + 1 < version);
@@ -256,8 +263,7 @@ pub(crate) async fn seal(lake: &Lake, versions: impl IntoIterator<Item = u64>) -
         let commit_sha256 = sha256_hex(&commit);
         let chain = chain(previous.as_ref().map(|p| p.chain.as_str()), version, &commit_sha256);
         let signature = key.as_ref().map(|k| hex(k.sign(&signed_message(version, &chain)).as_ref()));
-        let record =
-            Record { version, chain, commit_sha256, previous_version: previous.map(|p| p.version), signature };
+        let record = Record { version, chain, commit_sha256, previous_version: previous.map(|p| p.version), signature };
         write_record(lake, &record).await?;
     }
     Ok(())
@@ -290,7 +296,8 @@ async fn record_at(lake: &Lake, version: u64) -> Option<Record> {
 /// Whether a commit carries [`EVIDENCE_MARK`] in its commitInfo (auditlake made it, with a record).
 pub fn is_marked(commit: &[u8]) -> bool {
     let (key, value) = EVIDENCE_MARK;
-    actions(commit).any(|a| a.get("commitInfo").and_then(|c| c.get(key)).and_then(serde_json::Value::as_str) == Some(value))
+    actions(commit)
+        .any(|a| a.get("commitInfo").and_then(|c| c.get(key)).and_then(serde_json::Value::as_str) == Some(value))
 }
 
 /// A commit file's actions, one JSON object a line (lines that do not parse are skipped).

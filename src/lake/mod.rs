@@ -15,6 +15,7 @@
 
 pub mod evidence;
 pub mod keys;
+pub mod resume;
 pub mod stats;
 pub mod store;
 pub mod write;

@@ -72,4 +72,3 @@ pub async fn table_stats(lake: &Lake, table: &DeltaTable) -> Result<TableStats> 
         }),
     })
 }
-

@@ -34,6 +34,11 @@ pub fn cloud_schemes() -> Vec<&'static str> {
 /// The object store for a cloud URL's bucket or container, configured from the environment.
 /// Errors name the scheme when this build lacks it (gs:// and az:// are cargo features).
 pub fn cloud_store(url: &Url) -> std::result::Result<Arc<dyn ObjectStore>, String> {
+    // Listings resume after a failed page (see `resume`).
+    bare_cloud_store(url).map(|store| Arc::new(super::resume::ResumingList(store)) as Arc<dyn ObjectStore>)
+}
+
+fn bare_cloud_store(url: &Url) -> std::result::Result<Arc<dyn ObjectStore>, String> {
     match url.scheme() {
         "s3" | "s3a" => s3_store(url).map_err(|e| e.to_string()),
         #[cfg(feature = "gcs")]

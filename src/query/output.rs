@@ -102,7 +102,8 @@ fn map_text(batch: &RecordBatch, f: impl Fn(&str) -> std::borrow::Cow<'_, str> +
         Ok(match array.data_type() {
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
                 let utf8 = cast(array, &DataType::Utf8)?;
-                let mapped: StringArray = utf8.as_string::<i32>().iter().map(|v| v.map(|s| f(s).into_owned())).collect();
+                let mapped: StringArray =
+                    utf8.as_string::<i32>().iter().map(|v| v.map(|s| f(s).into_owned())).collect();
                 Some(Arc::new(mapped))
             }
             DataType::List(_) => {

@@ -31,11 +31,11 @@ use datafusion::functions::expr_fn::{date_part, to_local_time};
 use datafusion::prelude::{DataFrame, Expr, SessionContext, cast as cast_expr, col, lit};
 use serde::Serialize;
 
+use crate::engine;
 use crate::error::{Error, Result};
 use crate::lake::Lake;
-use crate::engine;
-use crate::time::Window;
 use crate::schema::{self, col as c};
+use crate::time::Window;
 
 /// What to report on and how.
 #[derive(Debug, Clone)]
