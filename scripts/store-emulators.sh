@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts the Azure Blob Storage emulator (Azurite, from npm) on loopback for tests/stores.rs,
-# installing it under /var/tmp/auditlake-node on first use, and creates the test container.
+# installing it under /var/tmp/auditlake-node on first use (each test creates its own container).
 # Prints `export ...` lines for the tests' environment:
 #   eval "$(scripts/store-emulators.sh start)"     ...     scripts/store-emulators.sh stop
 # Azurite honours create-only writes (If-None-Match), which delta-rs uses for safe commits.
@@ -23,6 +23,8 @@ case "${1:-start}" in
       if curl -s -o /dev/null "http://127.0.0.1:$port/"; then break; fi
       sleep 0.1
     done
+    curl -s -o /dev/null "http://127.0.0.1:$port/" \
+      || { cat "$state/azurite.log" >&2; echo "error: Azurite did not start" >&2; exit 1; }
     echo "export AUDITLAKE_TEST_AZURE_ENDPOINT=http://127.0.0.1:$port"
     ;;
   stop)
