@@ -90,17 +90,22 @@ async fn seal_copies(lake: &Lake, read_version: Option<u64>, nonce: &str, versio
     Ok(version)
 }
 
-/// After a failed commit: the newest of this writer's commits, sealed, when the commit did
-/// happen; else the error.
-async fn committed_anyway(lake: &Lake, read_version: Option<u64>, nonce: &str, error: Error) -> Result<u64> {
+/// Seals every commit after `read_version` that carries `nonce`; returns the newest, or `None`
+/// when this writer made none there (after a failed commit: it really failed).
+async fn seal_own(lake: &Lake, read_version: Option<u64>, nonce: &str) -> Result<Option<u64>> {
     let ours = own_commits(lake, read_version, nonce).await?;
-    match ours.last() {
-        Some(&newest) => {
-            evidence::seal(lake, ours.iter().copied()).await?;
-            Ok(newest)
-        }
-        None => Err(error),
-    }
+    let newest = ours.last().copied();
+    evidence::seal(lake, ours).await?;
+    Ok(newest)
+}
+
+/// The `txn` action that sets `app_id`'s position to `value`, or keeps the table's when that is
+/// later: a position never moves back.
+async fn position_action(lake: &Lake, table: &DeltaTable, app_id: &str, value: i64) -> Result<Action> {
+    let stored = lake.cursor(table, app_id).await?;
+    let value = stored.map_or(value, |s| s.max(value));
+    let now_ms = Utc::now().timestamp_millis();
+    Ok(Action::Txn(Transaction::new_with_last_update(app_id, value, Some(now_ms))))
 }
 
 /// A collector's position in its source, committed atomically with the rows it covers: every
@@ -179,10 +184,7 @@ pub async fn append(
         let snapshot = table.snapshot().map_err(|e| lake.delta_err("committing to", e))?.clone();
         let mut actions = files.clone();
         if let Some(cursor) = cursor {
-            let stored = lake.cursor(table, &cursor.source).await?;
-            let until_us = stored.map_or(cursor.until_us, |s| s.max(cursor.until_us));
-            let now_ms = Utc::now().timestamp_millis();
-            actions.push(Action::Txn(Transaction::new_with_last_update(&cursor.source, until_us, Some(now_ms))));
+            actions.push(position_action(lake, table, &cursor.source, cursor.until_us).await?);
         }
         let result = CommitBuilder::default()
             .with_actions(actions)
@@ -206,7 +208,7 @@ pub async fn append(
             Err(DeltaTableError::Transaction { source: TransactionError::MaxCommitAttempts(_) })
             | Err(DeltaTableError::VersionAlreadyExists(_)) => {
                 let read = snapshot.version();
-                if let Ok(version) = committed_anyway(lake, Some(read), &nonce, Error::ConcurrentOverlap).await {
+                if let Ok(Some(version)) = seal_own(lake, Some(read), &nonce).await {
                     table.update_state().await.map_err(|e| lake.delta_err("reloading", e))?;
                     return Ok(version);
                 }
@@ -236,12 +238,9 @@ pub async fn record_positions(
     let (metadata, nonce) = marked(metadata);
     for _attempt in 0..100 {
         let snapshot = table.snapshot().map_err(|e| lake.delta_err("committing to", e))?.clone();
-        let now_ms = Utc::now().timestamp_millis();
         let mut actions = Vec::new();
         for (app_id, value) in positions {
-            let stored = lake.cursor(table, app_id).await?;
-            let value = stored.map_or(*value, |s| s.max(*value));
-            actions.push(Action::Txn(Transaction::new_with_last_update(app_id, value, Some(now_ms))));
+            actions.push(position_action(lake, table, app_id, *value).await?);
         }
         let result = CommitBuilder::default()
             .with_actions(actions)
@@ -262,7 +261,7 @@ pub async fn record_positions(
             Err(DeltaTableError::Transaction { source: TransactionError::MaxCommitAttempts(_) })
             | Err(DeltaTableError::VersionAlreadyExists(_)) => {
                 let read = Some(snapshot.version());
-                let found = committed_anyway(lake, read, &nonce, Error::ConcurrentOverlap).await.ok();
+                let found = seal_own(lake, read, &nonce).await.ok().flatten();
                 table.update_state().await.map_err(|e| lake.delta_err("reloading", e))?;
                 if let Some(version) = found {
                     return Ok(version);
@@ -320,7 +319,7 @@ pub async fn rewrite(
         Ok(done) => seal_copies(lake, Some(snapshot.version()), &nonce, done.version).await?,
         Err(e) => {
             let error = lake.delta_err("committing a compaction to", e);
-            committed_anyway(lake, Some(snapshot.version()), &nonce, error).await?
+            seal_own(lake, Some(snapshot.version()), &nonce).await?.ok_or(error)?
         }
     };
     table.update_state().await.map_err(|e| lake.delta_err("reloading", e))?;
@@ -362,7 +361,7 @@ pub async fn drop_partitions(
         Ok(done) => seal_copies(lake, Some(snapshot.version()), &nonce, done.version).await?,
         Err(e) => {
             let error = lake.delta_err("committing retention to", e);
-            committed_anyway(lake, Some(snapshot.version()), &nonce, error).await?
+            seal_own(lake, Some(snapshot.version()), &nonce).await?.ok_or(error)?
         }
     };
     table.update_state().await.map_err(|e| lake.delta_err("reloading", e))?;
@@ -409,8 +408,7 @@ pub async fn vacuum(
     // delta-rs records a vacuum as two commits (start, end), and retries one whose answer was
     // lost as a copy: every one of them, found by the nonce, gets its record, also when the
     // vacuum failed after committing some.
-    let ours = own_commits(lake, before, &nonce).await?;
-    evidence::seal(lake, ours).await?;
+    seal_own(lake, before, &nonce).await?;
     let (_, metrics) = vacuumed.map_err(|e| lake.delta_err("vacuuming", e))?;
     Ok(metrics.files_deleted)
 }
