@@ -14,10 +14,18 @@ if ! command -v chromium >/dev/null; then
   $sudo apt-get install -y -qq chromium >/dev/null 2>&1 \
     || { $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium >/dev/null; }
 fi
+# `serve` is tested with psql, a real PostgreSQL client, and TLS certificates made by openssl.
+if ! command -v psql >/dev/null || ! command -v openssl >/dev/null; then
+  echo "installing postgresql-client and openssl (Debian packages) for the serve tests" >&2
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y -qq postgresql-client openssl >/dev/null 2>&1 \
+    || { $sudo apt-get update -qq && $sudo apt-get install -y -qq postgresql-client openssl >/dev/null; }
+fi
 # Python peers (moto's S3 server, the deltalake reader, the OCSF schema compiler) live in a
 # private venv.
 venv="${AUDITLAKE_VENV:-/var/tmp/auditlake-venv}"
-if ! "$venv/bin/python" -c 'import moto, deltalake, pyarrow, ocsf.compile' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import moto, deltalake, pyarrow, ocsf.compile, psycopg' 2>/dev/null; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet -r scripts/test-requirements.txt
 fi

@@ -99,6 +99,14 @@ pub enum Error {
     #[error("environment variable {name}={value}: {reason}")]
     Setting { name: String, value: String, reason: String },
 
+    /// `serve --users FILE` cannot be used (line 0: the file as a whole).
+    #[error("users file {path}:{line}: {reason}")]
+    UsersFile { path: String, line: usize, reason: String },
+
+    /// `serve` cannot start as asked: TLS certificate or key, listen address, settings.
+    #[error("serve: {reason}")]
+    Serve { reason: String },
+
     /// Results could not be written.
     #[error("cannot write results to '{path}': {source}")]
     Output { path: String, source: std::io::Error },
@@ -213,6 +221,8 @@ impl Error {
                 | Error::ClusterNotBuilt
                 | Error::Credentials(_)
                 | Error::ExportOptions(_)
+                | Error::UsersFile { .. }
+                | Error::Serve { .. }
         )
     }
 }

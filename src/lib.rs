@@ -10,6 +10,7 @@
 //!    -> Delta table `audit_log`, partitioned by UTC date, Parquet + zstd
 //!    -> a DataFusion session (read-only)             engine
 //!         -> query / search                          query
+//!         -> PostgreSQL protocol, interactive shell  query::serve, query::shell
 //!         -> compliance report                       report
 //!         -> or the same SQL on a Ballista cluster   engine::cluster (feature `cluster`)
 //!    -> OCSF events for Security Lake or a SIEM      export (incremental, exactly once)

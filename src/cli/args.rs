@@ -132,6 +132,32 @@ auditlake verify --init      # start the chain on a lake made before evidence ex
     #[command(subcommand)]
     Export(ExportCommand),
 
+    /// Answer SQL over the PostgreSQL protocol, read-only, for psql, BI tools and drivers
+    ///
+    /// Serves `audit_log` (read at its newest version by every query, so ingests, compactions
+    /// and vacuums never interrupt one), each named query without parameters as a view, and
+    /// the pg_catalog tables BI tools probe. Only reads run: DDL, DML, COPY and SET of engine
+    /// settings are refused. Users log in with SCRAM-SHA-256 against --users (name:password
+    /// lines, or hashes from --hash-password). Off loopback, TLS (--tls-cert, --tls-key) is
+    /// required unless --insecure. Each query has its own memory pool and deadline; SIGTERM or
+    /// Ctrl-C lets running queries finish (up to --shutdown-grace) and closes the rest.
+    #[command(after_help = "Examples:
+  printf 'analyst:%s\\n' \"$(openssl rand -hex 16)\" > users && chmod 600 users
+  auditlake serve --users users                       # 127.0.0.1:5432
+  psql 'host=127.0.0.1 user=analyst dbname=auditlake' -c 'SELECT * FROM by_action'
+  auditlake serve --listen 0.0.0.0:5432 --users users --tls-cert server.crt --tls-key server.key
+  auditlake serve --hash-password < password.txt      # a users-file entry without the password")]
+    Serve(ServeArgs),
+
+    /// An interactive SQL prompt over the lake, with history and psql-style commands
+    ///
+    /// Statements end with `;` and may span lines. `\d` lists tables and views, `\d NAME`
+    /// shows columns, `\n NAME key=value` runs a named query, `\format`, `\timing`, `\i FILE`,
+    /// `\?` for all, `\q` to quit. Ctrl-C cancels the running query and keeps the shell. Read-only
+    /// like `query`. With stdin not a terminal, runs the statements it reads.
+    #[command(after_help = "Examples:\n  auditlake shell\n  echo 'SELECT count(*) FROM audit_log;' | auditlake shell")]
+    Shell(ShellArgs),
+
     /// Compliance evidence for a period: SOC 2, ISO 27001 A.8.15 and PCI DSS 10, without SQL
     ///
     /// Nine sections (volume and gaps, privileged access, authentication, credentials, IdP,
@@ -168,6 +194,66 @@ pub struct ClusterArgs {
     /// Task slots of the in-process executor (default: one per core)
     #[arg(long, value_name = "N")]
     pub vcores: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on; a non-loopback address needs TLS or --insecure
+    #[arg(long, default_value = "127.0.0.1:5432", value_name = "ADDR:PORT")]
+    pub listen: std::net::SocketAddr,
+
+    /// Who may connect: `name:password` lines (or `name:` + a --hash-password line)
+    #[arg(long, env = "AUDITLAKE_SERVE_USERS", value_name = "FILE", required_unless_present = "hash_password")]
+    pub users: Option<PathBuf>,
+
+    /// TLS certificate chain (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM: PKCS#8, PKCS#1 or SEC1)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Listen off loopback without TLS (passwords stay safe under SCRAM, query results do not)
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// Connections at once; the next is refused with "too many clients"
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub max_connections: usize,
+
+    /// Cancel a statement running longer than this, rows sent included (a client may set a
+    /// lower statement_timeout)
+    #[arg(long, default_value = "5m", value_parser = parse_duration_arg, value_name = "DURATION")]
+    pub statement_timeout: chrono::Duration,
+
+    /// Memory one query may hold before it spills or fails (all queries together: at most
+    /// AUDITLAKE_MEMORY_LIMIT, by default half of this machine's memory)
+    #[arg(long, default_value = "1GiB", value_parser = parse_size, value_name = "SIZE")]
+    pub query_memory: u64,
+
+    /// On SIGTERM or Ctrl-C, how long running queries may take to finish
+    #[arg(long, default_value = "10s", value_parser = parse_duration_arg, value_name = "DURATION")]
+    pub shutdown_grace: chrono::Duration,
+
+    /// A folder of your own named queries (*.sql), served as views too
+    #[arg(long, env = "AUDITLAKE_QUERIES", value_name = "DIR")]
+    pub queries: Option<PathBuf>,
+
+    /// Print a users-file hash of the password read from stdin, and exit
+    #[arg(long, conflicts_with_all = ["users", "tls_cert", "insecure"])]
+    pub hash_password: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    /// A folder of your own named queries (*.sql)
+    #[arg(long, env = "AUDITLAKE_QUERIES", value_name = "DIR")]
+    pub queries: Option<PathBuf>,
+
+    /// Where line history is kept (default: ~/.auditlake_history)
+    #[arg(long, env = "AUDITLAKE_HISTORY", value_name = "FILE")]
+    pub history: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ pub mod print;
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use auditlake::Lake;
@@ -118,6 +119,12 @@ pub async fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Export(args::ExportCommand::Ocsf(args)) => export_ocsf(&lake, args, say).await,
+        Command::Serve(args) => serve(&lake, args, say).await,
+        Command::Shell(args) => {
+            let history = args.history.or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".auditlake_history")));
+            let opts = auditlake::query::shell::ShellOptions { queries_dir: args.queries, history };
+            Ok(auditlake::query::shell::run(&lake, &opts).await?)
+        }
         Command::Verify(args) => {
             if let Some(path) = &args.new_key {
                 let public = auditlake::lake::evidence::new_key(path)?;
@@ -212,10 +219,13 @@ pub async fn run(cli: Cli) -> Result<u8> {
     }
 }
 
+/// A duration flag as the standard library's; a negative one is a usage error.
+fn std_duration(flag: &str, d: chrono::Duration) -> Result<std::time::Duration> {
+    d.to_std().map_err(|_| usage(format!("{flag} must not be negative")))
+}
+
 async fn pull(lake: &Lake, args: args::PullArgs, say: bool) -> Result<u8> {
     use auditlake::ingest::torq_api::{ApiOptions, Endpoints};
-    let std_duration =
-        |flag: &str, d: chrono::Duration| d.to_std().map_err(|_| usage(format!("{flag} must not be negative")));
     let window = Window::parse(args.since.as_deref(), args.until.as_deref(), chrono::Utc::now()).map_err(usage)?;
     let region = match args.region {
         args::Region::Us => "us",
@@ -477,6 +487,69 @@ async fn query(lake: &Lake, args: QueryArgs, say: bool) -> Result<u8> {
         .context("query failed")?;
     if let (true, Some(out)) = (say, &args.output.out) {
         eprintln!("wrote {rows} rows to {}", out.display());
+    }
+    Ok(0)
+}
+
+/// Resolves when the process gets SIGTERM (systemd, Kubernetes) or Ctrl-C.
+async fn terminated() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let term = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
+async fn serve(lake: &Lake, args: args::ServeArgs, say: bool) -> Result<u8> {
+    use auditlake::query::serve::{ServeOptions, Server, Users, hash_password};
+    if args.hash_password {
+        let mut password = String::new();
+        std::io::stdin().read_line(&mut password).context("reading the password from stdin")?;
+        let password = password.trim_end_matches(['\n', '\r']);
+        if password.is_empty() {
+            return Err(usage("--hash-password reads the password from stdin; it was empty"));
+        }
+        println!("{}", hash_password(password));
+        return Ok(0);
+    }
+    let users_path = args.users.expect("clap requires --users without --hash-password");
+    let opts = ServeOptions {
+        listen: args.listen,
+        tls: args.tls_cert.zip(args.tls_key),
+        users: Users::read(&users_path)?,
+        insecure: args.insecure,
+        max_connections: args.max_connections,
+        statement_timeout: std_duration("--statement-timeout", args.statement_timeout)?,
+        query_memory: usize::try_from(args.query_memory).unwrap_or(usize::MAX),
+        server_memory: engine::memory_limit()?,
+        shutdown_grace: std_duration("--shutdown-grace", args.shutdown_grace)?,
+        queries_dir: args.queries,
+    };
+    let server = Server::bind(lake, &opts).await.context("serve failed")?;
+    let addr = server.local_addr()?;
+    if say {
+        let tls = if opts.tls.is_some() { "TLS" } else { "no TLS" };
+        eprintln!(
+            "serving {} on {addr} ({tls}, {} users, at most {} connections); SIGTERM or Ctrl-C stops",
+            lake.display_path(auditlake::schema::TABLE_NAME),
+            opts.users.len(),
+            opts.max_connections
+        );
+    }
+    let metrics = server.run(terminated()).await?;
+    if say {
+        eprintln!(
+            "stopped: {} connections served, {} refused as too many, {} queries cancelled at shutdown",
+            metrics.connections, metrics.refused_busy, metrics.cancelled_at_shutdown
+        );
     }
     Ok(0)
 }

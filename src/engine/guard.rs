@@ -42,6 +42,21 @@ pub fn check_read_only(sql: &str) -> Result<()> {
     }
 }
 
+/// [`check_read_only`] for one statement already parsed (by `serve`'s PostgreSQL parser).
+/// Statements that change only the client's session (`SET`, transactions) are the caller's to
+/// judge; here they are refused like any other.
+pub fn check_statement(s: &Statement) -> Result<()> {
+    let mut depth = Depth { current: 0 };
+    if s.visit(&mut depth).is_break() {
+        return Err(Error::TooDeep { limit: MAX_EXPRESSION_DEPTH });
+    }
+    let refused = match s {
+        Statement::Explain { statement, .. } => statement_writes(statement),
+        other => statement_writes(other),
+    };
+    refused.map_or(Ok(()), |what| Err(Error::ReadOnly { statement: what }))
+}
+
 /// Tracks expression nesting; stops the walk past the limit.
 struct Depth {
     current: usize,

@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod drop_nulls;
 pub mod functions;
 pub mod guard;
+pub mod latest;
 pub mod listing;
 pub mod scan;
 pub mod sql_files;

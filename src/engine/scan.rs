@@ -33,6 +33,7 @@ use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::TableType;
 use datafusion::error::Result as DfResult;
+use datafusion::execution::SessionState;
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Expr, LogicalPlan, TableProviderFilterPushDown};
 use datafusion::physical_expr::expressions::Column;
@@ -58,9 +59,13 @@ pub struct AdaptiveScan {
 impl AdaptiveScan {
     /// `provider` makes a fresh delta-rs provider builder for the table version to read.
     pub async fn new(provider: impl Fn() -> TableProviderBuilder, ctx: &SessionContext) -> Result<AdaptiveScan> {
+        Self::with_state(provider, ctx.state()).await
+    }
+
+    /// [`AdaptiveScan::new`] with the settings of `state`.
+    pub async fn with_state(provider: impl Fn() -> TableProviderBuilder, state: SessionState) -> Result<AdaptiveScan> {
         // The session's Parquet settings (pushdown, view types) reach delta-rs' scan only when
         // it is given the session; otherwise it uses its own defaults.
-        let state = ctx.state();
         let filtering = provider().with_session(Arc::new(state.clone())).await?;
         let mut plain_state = state;
         plain_state.config_mut().options_mut().execution.parquet.pushdown_filters = false;
@@ -138,8 +143,22 @@ impl TableProvider for AdaptiveScan {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        // delta-rs fixes the setting when its provider is built, so there is one of each.
         let row_filters = state.config_options().execution.parquet.pushdown_filters;
+        self.read(row_filters, state, projection, filters, limit).await
+    }
+}
+
+impl AdaptiveScan {
+    /// The scan, with or without Parquet row filters.
+    pub async fn read(
+        &self,
+        row_filters: bool,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        // delta-rs fixes the setting when its provider is built, so there is one of each.
         let inner = if row_filters { &self.filtering } else { &self.plain };
         let not_null: Vec<&str> = filters.iter().filter_map(not_null_column).collect();
         if not_null.is_empty() {
