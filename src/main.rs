@@ -22,7 +22,18 @@ fn main() -> ExitCode {
         Command::Compact(_) => return_large_buffers(),
         _ => {}
     }
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // A server and a shell must keep answering (sockets, deadlines, Ctrl-C) while a query runs.
+    // Some DataFusion operators (a cross join's output) run for minutes without yielding to
+    // tokio, and a worker they hold drives no timer or socket: spare workers beyond the query's
+    // partitions (one a core) keep the rest responsive. Measured: with one worker a core, a
+    // 3 s statement timeout fired after 35 s.
+    let workers = match cli.command {
+        Command::Serve(_) | Command::Shell(_) => cores * 4,
+        _ => cores,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .thread_stack_size(THREAD_STACK_BYTES)
         .build()

@@ -91,10 +91,11 @@ impl Served {
     }
 
     fn dsn(&self, user: &str, password: &str, sslmode: &str) -> String {
+        let password =
+            if password.is_empty() { String::new() } else { format!(" password='{}'", password.replace('\'', "\\'")) };
         format!(
-            "host=127.0.0.1 port={} user={user} password='{}' dbname=auditlake sslmode={sslmode} connect_timeout=20",
-            self.port,
-            password.replace('\'', "\\'")
+            "host=127.0.0.1 port={} user={user}{password} dbname=auditlake sslmode={sslmode} connect_timeout=20",
+            self.port
         )
     }
 
@@ -153,9 +154,8 @@ fn python(args: &[&str]) -> Output {
 }
 
 fn json_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-        panic!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-    })
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
 #[test]
@@ -170,7 +170,8 @@ fn named_queries_through_psql_and_psycopg_give_the_clis_rows() {
     assert!(by_action.status.success(), "{}", String::from_utf8_lossy(&by_action.stderr));
     assert_eq!(String::from_utf8_lossy(&by_action.stdout).trim(), "4000");
     // What BI tools probe first.
-    let tables = served.psql("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1");
+    let tables =
+        served.psql("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1");
     assert!(tables.lines().any(|t| t == "audit_log") && tables.lines().any(|t| t == "by_action"), "{tables}");
     let version = served.psql("SELECT version()");
     assert!(!version.trim().is_empty());
@@ -179,7 +180,7 @@ fn named_queries_through_psql_and_psycopg_give_the_clis_rows() {
 
     // Every named query, compared with `auditlake query --name` row for row; the two with
     // parameters are bound over the extended protocol.
-    let email = served.psql("SELECT actor_email FROM audit_log WHERE actor_email IS NOT NULL LIMIT 1");
+    let email = served.psql("SELECT email FROM audit_log WHERE email IS NOT NULL LIMIT 1");
     let resource = served.psql("SELECT resource_id FROM audit_log WHERE resource_id IS NOT NULL LIMIT 1");
     let mut specs: Vec<String> = [
         "by_action",
@@ -218,11 +219,11 @@ fn wrong_credentials_plain_clients_of_a_tls_server_and_open_listening_are_refuse
     let dir = tempfile::tempdir().unwrap();
     let (lake, users) = lake_with_users(dir.path(), 200);
     let served = Served::start(&lake, &users, &[]);
-    for (user, password) in [(USER, "wrong"), ("nobody", PASSWORD), ("auditor", "")] {
+    for (user, password) in [(USER, "wrong"), ("nobody", PASSWORD), ("auditor", PASSWORD)] {
         let out = served.psql_as(user, password, "disable", "SELECT 1");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{user} logged in with {password:?}");
-        assert!(err.contains("password authentication failed") || err.contains("password"), "{user}: {err}");
+        assert!(err.to_lowercase().contains("password authentication failed"), "{user}: {err}");
     }
     drop(served);
 
@@ -242,7 +243,11 @@ fn wrong_credentials_plain_clients_of_a_tls_server_and_open_listening_are_refuse
     assert_eq!(String::from_utf8_lossy(&secure.stdout).trim(), "200");
     let plain = tls.psql_as(USER, PASSWORD, "disable", "SELECT 1");
     assert!(!plain.status.success());
-    assert!(String::from_utf8_lossy(&plain.stderr).contains("requires TLS"), "{}", String::from_utf8_lossy(&plain.stderr));
+    assert!(
+        String::from_utf8_lossy(&plain.stderr).contains("requires TLS"),
+        "{}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
     drop(tls);
 
     // Off loopback: TLS, or --insecure said out loud.
@@ -268,7 +273,11 @@ fn wrong_credentials_plain_clients_of_a_tls_server_and_open_listening_are_refuse
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2), "{}", String::from_utf8_lossy(&bad.stderr));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("no PEM certificate"), "{}", String::from_utf8_lossy(&bad.stderr));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("no PEM certificate"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
     // A users file with a mistake names its line.
     std::fs::write(dir.path().join("bad-users"), "analyst:pw\nauditor\n").unwrap();
     let out = Command::new(bin())
@@ -332,7 +341,8 @@ fn writes_ddl_copy_and_engine_settings_are_refused_and_the_lake_is_untouched() {
         assert_eq!(v["sqlstate"], "25006", "{sql}: {v}");
     }
     // A client's own settings are its own.
-    assert_eq!(served.psql("SET statement_timeout = 60000; SET application_name = 'grafana'; SELECT 1").trim(), "1");
+    let set = served.psql("SET statement_timeout = 60000; SET application_name = 'grafana'; SELECT 1");
+    assert_eq!(set.lines().last(), Some("1"), "{set}");
     assert_eq!(served.psql("SELECT count(*) FROM audit_log").trim(), "300");
     assert!(!target.exists());
     drop(served);
@@ -380,15 +390,19 @@ fn twenty_clients_see_only_committed_counts_while_ingest_and_compact_commit() {
     assert_eq!(served.psql("SELECT count(*) FROM audit_log").trim(), "6000");
 }
 
-/// Never finishes on its own: 300³ rows.
-const ENDLESS: &str = "SELECT count(*) FROM audit_log a CROSS JOIN audit_log b CROSS JOIN audit_log c CROSS JOIN audit_log d";
+/// Never finishes on its own: 300⁴ rows or more, in little memory. The filter keeps DataFusion
+/// from answering the count from the files' statistics.
+const ENDLESS: &str = "SELECT count(*) FROM audit_log a, audit_log b, audit_log c, audit_log d WHERE a.id <> 'x'";
 
 #[test]
 fn an_abusive_query_fails_alone_and_the_server_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
     let (lake, users) = lake_with_users(dir.path(), 3000);
-    let served =
-        Served::start(&lake, &users, &["--query-memory", "8MiB", "--statement-timeout", "3s", "--max-connections", "3"]);
+    let served = Served::start(
+        &lake,
+        &users,
+        &["--query-memory", "8MiB", "--statement-timeout", "3s", "--max-connections", "3"],
+    );
 
     // Over the memory of one query: a hash join that must hold 3000 rows of 30 KB.
     let big = "SELECT count(*) FROM (SELECT repeat(id, 800) AS k FROM audit_log) a \
@@ -401,11 +415,19 @@ fn an_abusive_query_fails_alone_and_the_server_keeps_serving() {
     // Over the server's deadline, and over a client's lower one.
     let started = Instant::now();
     let out = served.psql_as(USER, PASSWORD, "disable", ENDLESS);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("statement timeout"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("statement timeout"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
     let started = Instant::now();
     let out = served.psql_session(&["SET statement_timeout = 300", ENDLESS]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("statement timeout"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("statement timeout"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(started.elapsed() < Duration::from_secs(3), "the client's 300 ms took {:?}", started.elapsed());
     assert_eq!(served.psql("SELECT count(DISTINCT id) FROM audit_log").trim(), "3000");
 

@@ -121,7 +121,8 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Export(args::ExportCommand::Ocsf(args)) => export_ocsf(&lake, args, say).await,
         Command::Serve(args) => serve(&lake, args, say).await,
         Command::Shell(args) => {
-            let history = args.history.or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".auditlake_history")));
+            let history =
+                args.history.or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".auditlake_history")));
             let opts = auditlake::query::shell::ShellOptions { queries_dir: args.queries, history };
             Ok(auditlake::query::shell::run(&lake, &opts).await?)
         }

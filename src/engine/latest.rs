@@ -26,6 +26,8 @@ use crate::schema;
 #[derive(Debug)]
 pub struct LatestTable {
     lake: Lake,
+    /// The scan's schema (delta-rs reads strings as view types), fixed for the session.
+    schema: SchemaRef,
     /// The settings delta-rs' providers are built with (Parquet options, view types).
     state: SessionState,
     /// The version last read and its scan.
@@ -41,8 +43,18 @@ impl std::fmt::Debug for ReadSnapshot {
 impl LatestTable {
     /// The table, with the newest version opened once so that planning knows its scan.
     pub async fn open(lake: Lake, state: SessionState) -> Result<LatestTable> {
-        let table = LatestTable { lake, state, current: Mutex::new(None) };
-        table.newest().await?;
+        let mut table = LatestTable { lake, schema: schema::arrow_schema(), state, current: Mutex::new(None) };
+        table.schema = match table.newest().await? {
+            Some((_, scan)) => scan.schema(),
+            // No table yet: the schema its scan will have once the first ingest creates it, read
+            // from the same table created in memory.
+            None => {
+                let model = Lake::open(&format!("memory://auditlake-schema-{}", uuid::Uuid::new_v4()))?;
+                model.load_or_create().await?;
+                let read = model.snapshot(None).await?.expect("the table just created");
+                AdaptiveScan::with_state(|| read.provider(), table.state.clone()).await?.schema()
+            }
+        };
         Ok(table)
     }
 
@@ -74,7 +86,7 @@ fn df_err(e: crate::Error) -> DataFusionError {
 #[async_trait::async_trait]
 impl TableProvider for LatestTable {
     fn schema(&self) -> SchemaRef {
-        schema::arrow_schema()
+        self.schema.clone()
     }
 
     fn table_type(&self) -> TableType {
@@ -104,7 +116,7 @@ impl TableProvider for LatestTable {
                 scan.read(row_filters, state, projection, filters, limit).await
             }
             None => {
-                let empty = MemTable::try_new(schema::arrow_schema(), vec![vec![]])?;
+                let empty = MemTable::try_new(self.schema.clone(), vec![vec![]])?;
                 empty.scan(state, projection, &[], limit).await
             }
         }

@@ -48,7 +48,8 @@ pub async fn run(lake: &Lake, opts: &ShellOptions) -> Result<u8> {
     let ctx = Engine::Local.context().await?;
     live::register(lake, &ctx, opts.queries_dir.as_deref()).await?;
     let queries = named::catalog(opts.queries_dir.as_deref())?.into_values().collect();
-    let mut shell = Shell { ctx, queries, queries_dir: opts.queries_dir.clone(), format: OutputFormat::Table, timing: false };
+    let mut shell =
+        Shell { ctx, queries, queries_dir: opts.queries_dir.clone(), format: OutputFormat::Table, timing: false };
     if std::io::stdin().is_terminal() {
         shell.interactive(opts.history.as_deref()).await
     } else {
@@ -189,7 +190,12 @@ impl Shell {
                 println!("{:<24} {:<26} {:<5} description", "column", "type", "null");
                 for f in df.schema().fields() {
                     let about = if table == TABLE_NAME { schema::describe(f.name()) } else { "" };
-                    println!("{:<24} {:<26} {:<5} {about}", f.name(), schema::type_name(f.data_type()), f.is_nullable());
+                    println!(
+                        "{:<24} {:<26} {:<5} {about}",
+                        f.name(),
+                        schema::type_name(f.data_type()),
+                        f.is_nullable()
+                    );
                 }
             }
             Err(e) => eprintln!("error: {e}"),

@@ -8,9 +8,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{Set, Statement};
@@ -102,11 +102,9 @@ impl PgWireServerHandlers for Handlers {
 
     fn startup_handler(&self) -> Arc<impl datafusion_postgres::pgwire::api::auth::StartupHandler> {
         // One a connection: the SASL exchange keeps its state in the handler.
-        let params = DefaultServerParameterProvider {
-            default_transaction_read_only: true,
-            is_superuser: false,
-            ..Default::default()
-        };
+        let mut params = DefaultServerParameterProvider::default();
+        params.default_transaction_read_only = true;
+        params.is_superuser = false;
         let scram = ScramAuth::new(self.users.clone());
         Arc::new(
             SASLAuthStartupHandler::new(Arc::new(params))
@@ -235,7 +233,7 @@ impl ExtendedQueryHandler for ReadOnly {
     async fn do_query<C>(&self, client: &mut C, portal: &Portal<Planned>, max_rows: usize) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::PortalStore: PortalStore,
+        C::PortalStore: PortalStore<Statement = Planned>,
         C::Error: std::fmt::Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
@@ -271,7 +269,8 @@ impl QueryParser for ReadOnlyParser {
         C: ClientInfo + Unpin + Send + Sync,
     {
         // The guard runs on the statement as parsed, before any hook or planning.
-        let statements = PostgresCompatibilityParser::new().parse(sql).map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+        let statements =
+            PostgresCompatibilityParser::new().parse(sql).map_err(|e| PgWireError::ApiError(Box::new(e)))?;
         if let Some(refused) = statements.iter().find_map(refusal) {
             return Err(refused);
         }

@@ -215,7 +215,10 @@ async fn asks_for_tls(socket: &TcpStream) -> bool {
     }
     // 0x16: a TLS handshake record (PostgreSQL 17's sslnegotiation=direct).
     head[0] == 0x16
-        || matches!(u32::from_be_bytes([head[4], head[5], head[6], head[7]]), SSL_REQUEST | GSSENC_REQUEST | CANCEL_REQUEST)
+        || matches!(
+            u32::from_be_bytes([head[4], head[5], head[6], head[7]]),
+            SSL_REQUEST | GSSENC_REQUEST | CANCEL_REQUEST
+        )
 }
 
 /// A FATAL error before the startup exchange, as PostgreSQL sends it when it turns a client away
