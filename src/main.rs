@@ -44,7 +44,14 @@ fn main() -> ExitCode {
     let command = std::thread::Builder::new()
         .name("auditlake".into())
         .stack_size(THREAD_STACK_BYTES)
-        .spawn(move || runtime.block_on(cli::run(cli)))
+        .spawn(move || {
+            let result = runtime.block_on(cli::run(cli));
+            // Once the command is done nothing left on the runtime matters. A query cancelled at a
+            // server's shutdown may hold a worker until its operator next yields (seconds, or
+            // minutes for a cross join): do not wait for it.
+            runtime.shutdown_background();
+            result
+        })
         .expect("start the command thread");
     let result = match command.join() {
         Ok(result) => result,

@@ -9,6 +9,9 @@
     client.py refused DSN SQL
         Runs SQL over the extended protocol with one bound parameter; prints the error's SQLSTATE
         and message as JSON, or exits 1 if it ran.
+    client.py cancel DSN SQL
+        Runs SQL and cancels it (a CancelRequest, as psql's Ctrl-C) after a second; prints the
+        error and how long the cancel took as JSON, then checks the connection still answers.
     client.py busy DSN N
         Holds N connections open, then tries one more; prints its error as JSON.
 """
@@ -110,6 +113,27 @@ def refused(dsn, sql):
     return 1
 
 
+def cancel(dsn, sql):
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        sent = []
+
+        def later():
+            time.sleep(1.0)
+            sent.append(time.time())
+            conn.cancel_safe()
+
+        threading.Thread(target=later).start()
+        try:
+            conn.execute(sql).fetchall()
+            print(json.dumps({"ran": sql}))
+            return 1
+        except psycopg.Error as e:
+            took = time.time() - sent[0] if sent else None
+            print(json.dumps({"sqlstate": e.sqlstate, "message": str(e), "after_cancel_s": took}))
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    return 0
+
+
 def busy(dsn, n):
     held = [psycopg.connect(dsn) for _ in range(n)]
     try:
@@ -135,6 +159,8 @@ if __name__ == "__main__":
         sys.exit(concurrent(args[0], int(args[1]), args[2]))
     if cmd == "refused":
         sys.exit(refused(args[0], args[1]))
+    if cmd == "cancel":
+        sys.exit(cancel(args[0], args[1]))
     if cmd == "busy":
         sys.exit(busy(args[0], int(args[1])))
     sys.exit(f"unknown command {cmd}")

@@ -30,7 +30,9 @@ use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryH
 use datafusion_postgres::pgwire::api::results::{FieldInfo, Response};
 use datafusion_postgres::pgwire::api::stmt::QueryParser;
 use datafusion_postgres::pgwire::api::store::PortalStore;
-use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, Type};
+use datafusion_postgres::pgwire::api::{
+    ClientInfo, ClientPortalStore, ConnectionHandle, ConnectionManager, PgWireServerHandlers, Type,
+};
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::{DfSessionService, Parser};
@@ -216,8 +218,8 @@ impl SimpleQueryHandler for ReadOnly {
         let responses = tokio::time::timeout_at(deadline, SimpleQueryHandler::do_query(&service, client, query))
             .await
             .map_err(|_| timed_out(limit))??;
-        let running = Arc::new(running);
-        Ok(responses.into_iter().map(|r| within(r, deadline, limit, running.clone())).collect())
+        let guard = Arc::new(Guard { _running: running, cancel: CancelSignal::take(client).await, limit });
+        Ok(responses.into_iter().map(|r| within(r, deadline, guard.clone())).collect())
     }
 }
 
@@ -251,7 +253,8 @@ impl ExtendedQueryHandler for ReadOnly {
             tokio::time::timeout_at(deadline, ExtendedQueryHandler::do_query(&service, client, portal, max_rows))
                 .await
                 .map_err(|_| timed_out(limit))??;
-        Ok(within(response, deadline, limit, Arc::new(running)))
+        let guard = Arc::new(Guard { _running: running, cancel: CancelSignal::take(client).await, limit });
+        Ok(within(response, deadline, guard))
     }
 }
 
@@ -286,19 +289,64 @@ impl QueryParser for ReadOnlyParser {
     }
 }
 
-/// A response whose rows stop with a timeout error at `deadline`, and which counts as running
-/// until its rows are sent.
-fn within(response: Response, deadline: tokio::time::Instant, limit: Duration, running: Arc<Running>) -> Response {
+/// What a response's rows carry: the query counted as running, its cancel signal, its limit.
+struct Guard {
+    _running: Running,
+    cancel: CancelSignal,
+    limit: Duration,
+}
+
+/// A client's cancel request (psql's Ctrl-C, `conn.cancel()`) for the rows of a query.
+///
+/// pgwire honours a cancel only while `do_query` runs, but DataFusion does its work while the
+/// rows stream afterwards. So the last thing `do_query` does is take the connection's cancel
+/// signal for the stream. (pgwire's own receiver then resolves too, but pgwire polls the
+/// finished `do_query` first, so it does not take that for a cancel.)
+struct CancelSignal {
+    receiver: std::sync::Mutex<Option<futures::channel::oneshot::Receiver<()>>>,
+    fired: std::sync::atomic::AtomicBool,
+}
+
+impl CancelSignal {
+    async fn take(client: &(impl ClientInfo + ?Sized)) -> CancelSignal {
+        let handle = client.session_extensions().get::<Arc<ConnectionHandle>>();
+        let receiver = match handle {
+            Some(h) => Some(h.start_query().await),
+            None => None,
+        };
+        CancelSignal { receiver: std::sync::Mutex::new(receiver), fired: std::sync::atomic::AtomicBool::new(false) }
+    }
+
+    fn poll_fired(&self, cx: &mut Context<'_>) -> bool {
+        use std::sync::atomic::Ordering;
+        if self.fired.load(Ordering::SeqCst) {
+            return true;
+        }
+        let mut receiver = self.receiver.lock().expect("the cancel signal's lock");
+        if let Some(rx) = receiver.as_mut() {
+            match std::pin::Pin::new(rx).poll(cx) {
+                Poll::Ready(Ok(())) => {
+                    self.fired.store(true, Ordering::SeqCst);
+                    *receiver = None;
+                    return true;
+                }
+                // The next query took the signal, or the connection is gone.
+                Poll::Ready(Err(_)) => *receiver = None,
+                Poll::Pending => {}
+            }
+        }
+        false
+    }
+}
+
+/// A response whose rows stop with an error at `deadline` or on a client's cancel, and which
+/// counts as running until its rows are sent.
+fn within(response: Response, deadline: tokio::time::Instant, guard: Arc<Guard>) -> Response {
     match response {
         Response::Query(mut q) => {
             let rows = std::mem::replace(&mut q.data_rows, Box::pin(futures::stream::empty()));
-            q.data_rows = Box::pin(Deadline {
-                rows,
-                sleep: Box::pin(tokio::time::sleep_until(deadline)),
-                limit,
-                done: false,
-                _running: running,
-            });
+            q.data_rows =
+                Box::pin(Deadline { rows, sleep: Box::pin(tokio::time::sleep_until(deadline)), done: false, guard });
             Response::Query(q)
         }
         other => other,
@@ -308,9 +356,8 @@ fn within(response: Response, deadline: tokio::time::Instant, limit: Duration, r
 struct Deadline {
     rows: datafusion_postgres::pgwire::api::results::SendableRowStream,
     sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
-    limit: Duration,
     done: bool,
-    _running: Arc<Running>,
+    guard: Arc<Guard>,
 }
 
 impl Stream for Deadline {
@@ -322,7 +369,11 @@ impl Stream for Deadline {
         }
         if self.sleep.as_mut().poll(cx).is_ready() {
             self.done = true;
-            return Poll::Ready(Some(Err(timed_out(self.limit))));
+            return Poll::Ready(Some(Err(timed_out(self.guard.limit))));
+        }
+        if self.guard.cancel.poll_fired(cx) {
+            self.done = true;
+            return Poll::Ready(Some(Err(user_error("57014", "canceling statement due to user request".into()))));
         }
         self.rows.as_mut().poll_next(cx)
     }
