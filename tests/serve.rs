@@ -476,3 +476,23 @@ fn sigterm_stops_the_server_within_its_grace_even_with_a_query_running() {
     assert!(status.success());
     assert!(took < Duration::from_secs(5), "{took:?}");
 }
+
+#[test]
+fn a_lake_without_a_table_yet_is_served_and_its_first_ingest_is_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users");
+    std::fs::write(&users, format!("{USER}:{PASSWORD}\n")).unwrap();
+    let lake = dir.path().join("lake");
+    let served = Served::start(&lake, &users, &[]);
+    assert_eq!(served.psql("SELECT count(*) FROM audit_log").trim(), "0");
+    assert_eq!(served.psql("SELECT count(*) FROM by_action").trim(), "0");
+    let feed = dir.path().join("feed.ndjson");
+    common::generate(&feed, 500, 3, "2026-09-01", 5);
+    run(&lake, &["ingest", feed.to_str().unwrap()]);
+    assert_eq!(
+        served.psql("SELECT count(*) FROM audit_log WHERE tags IS NOT NULL AND id <> ''").trim(),
+        served.psql("SELECT count(*) FROM audit_log WHERE tags IS NOT NULL").trim()
+    );
+    assert_eq!(served.psql("SELECT count(*) FROM audit_log").trim(), "500");
+    assert_eq!(served.psql("SELECT sum(events) FROM by_action").trim(), "500");
+}

@@ -30,6 +30,9 @@ pub struct LatestTable {
     schema: SchemaRef,
     /// The settings delta-rs' providers are built with (Parquet options, view types).
     state: SessionState,
+    /// The scan of the version read at open, which answers what filters push down (the same for
+    /// every version: delta-rs decides by column). `None` if there was no table yet.
+    first: Option<Arc<AdaptiveScan>>,
     /// The version last read and its scan.
     current: Mutex<Option<(ReadSnapshot, Arc<AdaptiveScan>)>>,
 }
@@ -43,9 +46,11 @@ impl std::fmt::Debug for ReadSnapshot {
 impl LatestTable {
     /// The table, with the newest version opened once so that planning knows its scan.
     pub async fn open(lake: Lake, state: SessionState) -> Result<LatestTable> {
-        let mut table = LatestTable { lake, schema: schema::arrow_schema(), state, current: Mutex::new(None) };
-        table.schema = match table.newest().await? {
-            Some((_, scan)) => scan.schema(),
+        let mut table =
+            LatestTable { lake, schema: schema::arrow_schema(), state, first: None, current: Mutex::new(None) };
+        table.first = table.newest().await?.map(|(_, scan)| scan);
+        table.schema = match &table.first {
+            Some(scan) => scan.schema(),
             // No table yet: the schema its scan will have once the first ingest creates it, read
             // from the same table created in memory.
             None => {
@@ -94,9 +99,8 @@ impl TableProvider for LatestTable {
     }
 
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        // The same answer for every version: delta-rs decides by column, and the columns do not
-        // change. Before the first table exists nothing is pushed down.
-        match self.current.try_lock().ok().and_then(|c| c.as_ref().map(|(_, scan)| scan.clone())) {
+        // Inexact when the lake had no table at open: DataFusion then filters above the scan too.
+        match &self.first {
             Some(scan) => scan.supports_filters_pushdown(filters),
             None => Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()]),
         }

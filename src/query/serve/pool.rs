@@ -69,8 +69,8 @@ mod tests {
         let server: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(100));
         let a: Arc<dyn MemoryPool> = Arc::new(QueryPool::new(60, server.clone()));
         let b: Arc<dyn MemoryPool> = Arc::new(QueryPool::new(60, server.clone()));
-        let mut ra = MemoryConsumer::new("a").register(&a);
-        let mut rb = MemoryConsumer::new("b").register(&b);
+        let ra = MemoryConsumer::new("a").register(&a);
+        let rb = MemoryConsumer::new("b").register(&b);
         ra.try_grow(50).unwrap();
         assert!(ra.try_grow(20).is_err(), "over the query's 60");
         assert!(rb.try_grow(55).is_err(), "over the server's 100 (50 + 55)");
