@@ -67,8 +67,8 @@ impl Handlers {
         let runtime = RuntimeEnvBuilder::new().with_memory_pool(server_pool.clone()).build_arc()?;
         let ctx = SessionContext::new_with_config_rt(engine::session_config()?, runtime);
         engine::functions::register(&ctx);
-        super::super::live::register(lake, &ctx, opts.queries_dir.as_deref()).await?;
-        setup_pg_catalog(&ctx, "datafusion", EmptyContextProvider).map_err(|e| crate::Error::Query(e))?;
+        crate::query::live::register(lake, &ctx, opts.queries_dir.as_deref()).await?;
+        setup_pg_catalog(&ctx, "datafusion", EmptyContextProvider).map_err(crate::Error::Query)?;
         let base = Arc::new(ctx);
         let planning = DfSessionService::new_with_hooks(base.clone(), hooks());
         let parser = Arc::new(ReadOnlyParser { inner: ExtendedQueryHandler::query_parser(&planning) });
