@@ -268,19 +268,7 @@ async fn pull(lake: &Lake, args: args::PullArgs, say: bool) -> Result<u8> {
     // SIGTERM (systemd, Kubernetes) and Ctrl-C: finish the commit in hand, then stop.
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let terminated = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminated => {}
-        }
+        terminated().await;
         let _ = stop_tx.send(true);
     });
 

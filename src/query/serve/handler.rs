@@ -71,12 +71,14 @@ impl Handlers {
         setup_pg_catalog(&ctx, "datafusion", EmptyContextProvider).map_err(crate::Error::Query)?;
         let base = Arc::new(ctx);
         let planning = DfSessionService::new_with_hooks(base.clone(), hooks());
-        let parser = Arc::new(ReadOnlyParser { inner: ExtendedQueryHandler::query_parser(&planning) });
+        let parser = Arc::new(ReadOnlyParser {
+            inner: ExtendedQueryHandler::query_parser(&planning),
+            sql_parser: PostgresCompatibilityParser::new(),
+        });
         let running = Arc::new(AtomicUsize::new(0));
         let service = Arc::new(ReadOnly {
             base: base.clone(),
             parser: parser.clone(),
-            sql_parser: PostgresCompatibilityParser::new(),
             server_pool,
             query_memory: opts.query_memory,
             statement_timeout: opts.statement_timeout,
@@ -124,9 +126,8 @@ impl PgWireServerHandlers for Handlers {
 pub struct ReadOnly {
     /// The session queries are copied from: `audit_log`, the views, `pg_catalog`.
     base: Arc<SessionContext>,
-    /// Plans the extended protocol's statements in `base`.
+    /// Plans the extended protocol's statements in `base`, and guards both protocols.
     parser: Arc<ReadOnlyParser>,
-    sql_parser: PostgresCompatibilityParser,
     server_pool: Arc<dyn MemoryPool>,
     query_memory: usize,
     statement_timeout: Duration,
@@ -172,15 +173,13 @@ fn refusal(s: &Statement) -> Option<PgWireError> {
         Statement::Set(Set::SingleAssignment { variable, .. }) => {
             let name = variable.to_string().to_lowercase();
             // DataFusion's and auditlake's settings are dotted names; the client's are not.
-            name.contains('.').then(|| {
-                user_error(
-                    "25006",
-                    format!(
-                        "refused: SET {name}: engine settings are the server's; a client may set \
-                         statement_timeout, TimeZone, DateStyle, search_path, application_name"
-                    ),
-                )
-            })
+            if !name.contains('.') {
+                return None;
+            }
+            refused(format!(
+                "refused: SET {name}: engine settings are the server's; a client may set \
+                 statement_timeout, TimeZone, DateStyle, search_path, application_name"
+            ))
         }
         Statement::Set(_)
         | Statement::ShowVariable { .. }
@@ -207,10 +206,7 @@ impl SimpleQueryHandler for ReadOnly {
         C::Error: std::fmt::Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let statements = self.sql_parser.parse(query).map_err(|e| PgWireError::ApiError(Box::new(e)))?;
-        if let Some(refused) = statements.iter().find_map(refusal) {
-            return Err(refused);
-        }
+        self.parser.check(query)?;
         let running = Running::start(&self.running);
         let limit = self.timeout(client);
         let deadline = tokio::time::Instant::now() + limit;
@@ -261,6 +257,15 @@ impl ExtendedQueryHandler for ReadOnly {
 /// datafusion-postgres' parser behind the guard: a refused statement is not even planned.
 pub struct ReadOnlyParser {
     inner: Arc<Parser>,
+    sql_parser: PostgresCompatibilityParser,
+}
+
+impl ReadOnlyParser {
+    /// Refuses SQL any of whose statements may not run here.
+    fn check(&self, sql: &str) -> PgWireResult<()> {
+        let statements = self.sql_parser.parse(sql).map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+        statements.iter().find_map(refusal).map_or(Ok(()), Err)
+    }
 }
 
 #[async_trait]
@@ -272,11 +277,7 @@ impl QueryParser for ReadOnlyParser {
         C: ClientInfo + Unpin + Send + Sync,
     {
         // The guard runs on the statement as parsed, before any hook or planning.
-        let statements =
-            PostgresCompatibilityParser::new().parse(sql).map_err(|e| PgWireError::ApiError(Box::new(e)))?;
-        if let Some(refused) = statements.iter().find_map(refusal) {
-            return Err(refused);
-        }
+        self.check(sql)?;
         self.inner.parse_sql(client, sql, types).await
     }
 
