@@ -31,7 +31,8 @@ def log(msg):
 
 
 def run(cmd, stdout=subprocess.DEVNULL, env=None, check=True):
-    """Runs cmd; returns (wall s, cpu s, peak RSS bytes, stdout bytes or None)."""
+    """Runs cmd; returns (wall s, cpu s, peak RSS bytes, stdout bytes or None). With check=False
+    a failure is returned as stdout None and the exit status in `run.last_status`."""
     out_file = subprocess.PIPE if stdout is None else stdout
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=out_file, stderr=subprocess.PIPE, env=env)
@@ -40,6 +41,8 @@ def run(cmd, stdout=subprocess.DEVNULL, env=None, check=True):
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
+    run.last_status = proc.returncode
+    run.last_stderr = err.decode(errors="replace")
     if check and proc.returncode != 0:
         raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{err.decode(errors='replace')}")
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024, captured
@@ -70,9 +73,32 @@ class Side:
 
 def alternate(runs, a, b):
     """Runs a() and b() `runs` times each, alternating which goes first."""
+    rotate(runs, [a, b])
+
+
+def rotate(runs, sides):
+    """Runs every side `runs` times, in a rotated order each round (A B C, B C A, ...), so that
+    the machine's drift hits all of them alike."""
     for i in range(runs):
-        for f in (a, b) if i % 2 == 0 else (b, a):
+        k = i % len(sides)
+        for f in sides[k:] + sides[:k]:
             f()
+
+
+# What each side's ingest wrote, read back by DuckDB: it must be the same for every peer, or the
+# ingest ratios compare different jobs. Counts, plus every column the queries read hashed row by
+# row (order-free), with the partition each row's file sits in; all as text, so that the writers'
+# string and timestamp types and chDB's empty list for "no tags" compare equal.
+FINGERPRINT_SQL = """SET TimeZone = 'UTC';
+SELECT count(*) AS events, count(DISTINCT id) AS ids,
+       count(DISTINCT regexp_extract(filename, 'date=([0-9-]+)', 1)) AS days,
+       count(scenario_id) AS with_scenario, sum(len(coalesce(tags, []))) AS tags,
+       count(revision_id) AS with_revision, count(extra_data) AS with_extra,
+       bit_xor(hash(id::VARCHAR, epoch_us(timestamp), regexp_extract(filename, 'date=([0-9-]+)', 1),
+                    action::VARCHAR, actor_name::VARCHAR, actor_type::VARCHAR, email::VARCHAR,
+                    resource_id::VARCHAR, resource_name::VARCHAR, scenario_id::VARCHAR,
+                    revision_id::VARCHAR, coalesce(array_to_string(tags, ','), ''))) AS row_hash
+FROM read_parquet('{dir}/**/*.parquet', hive_partitioning = false, filename = true)"""
 
 
 DUCK_COLUMNS = (
@@ -168,7 +194,8 @@ def markdown(results):
     lines = [
         f"# auditlake vs DuckDB: {results['feed']['events']:,} events",
         "",
-        f"{env['date']} on {env['machine']} ({env['cpus']} cores); {env['auditlake']}; DuckDB {env['duckdb']}. "
+        f"{env['date']} on {env['machine']} ({env['cpus']} cores); {env['auditlake']}; DuckDB {env['duckdb']}"
+        + "".join(f"; {n} {v}" for n, v in env.get("peers", {}).items()) + ". "
         f"Feed: {results['feed']['bytes'] / 1e6:.0f} MB NDJSON, {results['feed']['entries']:,} entries over "
         f"{results['feed']['days']} days. Each side ran {results['runs']} times for ingest and "
         f"{results['query_runs']} times per query, alternating; min / median / max shown. "
@@ -192,6 +219,19 @@ def markdown(results):
             if d
             else f"| {step['name']} | {fmt(a['wall_s'])} | - | - | {mib(a['peak_rss_bytes'])} | - |"
         )
+    ingest = next(s for s in results["steps"] if s["name"] == "ingest")
+    if ingest.get("peers") or ingest.get("peer_failures"):
+        lines += ["", "Ingest, the same job on every side (deduplicated by id, date-partitioned zstd Parquet); "
+                  "ratio = auditlake median / that side's median:", "",
+                  "| side | wall s | peak RSS MiB | auditlake / side |", "|---|---:|---:|---:|"]
+        a_med = ingest["auditlake"]["wall_s"]["median"]
+        sides = [("auditlake", ingest["auditlake"]), ("DuckDB CLI", ingest["duckdb"])] + list(ingest["peers"].items())
+        for name, r in sides:
+            lines.append(f"| {name} | {fmt(r['wall_s'])} | {mib(r['peak_rss_bytes'])} | {a_med / r['wall_s']['median']:.2f} |")
+        for name, f in ingest["peer_failures"].items():
+            lines.append(f"| {name} | failed (exit {f['exit_status']}) | {f['peak_rss_bytes'] / 2**20:.0f} at exit | - |")
+        fp = ingest["fastest_peer"]
+        lines += ["", f"auditlake / the fastest peer ({fp['name']}): **{fp['ratio']:.2f}**."]
     lines += ["", "Checks:", ""]
     for c in results["checks"]:
         lines.append(f"- {c}")
@@ -234,9 +274,12 @@ def main():
     p.add_argument("--out", default=os.path.join(HERE, "results"))
     p.add_argument("--skip-pruning", action="store_true", help="skip the year-vs-day partition pruning step")
     p.add_argument("--skip-cluster", action="store_true", help="skip the local-vs-Ballista step")
+    p.add_argument("--polars-python", help="a Python with polars, for the Polars ingest peer")
+    p.add_argument("--chdb-python", help="a Python with chdb, for the chDB ingest peer")
     args = p.parse_args()
 
     al, duck = os.path.abspath(args.auditlake), os.path.abspath(args.duckdb)
+    peers = {name: py for name, py in (("polars", args.polars_python), ("chdb", args.chdb_python)) if py}
     os.makedirs(args.work, exist_ok=True)
     os.makedirs(args.out, exist_ok=True)
     first_day = "2026-10-01"
@@ -260,8 +303,11 @@ def main():
 
     steps, checks = [], []
 
-    # 1. Ingest into an empty lake vs DuckDB's COPY to partitioned Parquet.
+    # 1. Ingest into an empty lake vs DuckDB's COPY to partitioned Parquet, and the same job in
+    # Polars and chDB (bench/peers/). A peer that fails (out of memory, say) is recorded as such.
     a, d = Side("auditlake"), Side("duckdb")
+    peer_sides = {name: Side(name) for name in peers}
+    peer_failures = {}
 
     def al_ingest():
         shutil.rmtree(lake, ignore_errors=True)
@@ -271,9 +317,49 @@ def main():
         shutil.rmtree(duck_dir, ignore_errors=True)
         d.add(*run([duck, "-c", f".read {duck_sql}"])[:3])
 
-    log(f"ingest x{args.runs} each")
-    alternate(args.runs, al_ingest, duck_ingest)
-    steps.append({"name": "ingest", "auditlake": a.result(), "duckdb": d.result()})
+    def peer_ingest(name):
+        def go():
+            if name in peer_failures:
+                return
+            out_dir = os.path.join(args.work, name)
+            shutil.rmtree(out_dir, ignore_errors=True)
+            wall, cpu, rss, _ = run([peers[name], os.path.join(HERE, "peers", f"{name}_ingest.py"), feed, out_dir],
+                                    check=False)
+            if run.last_status != 0:
+                peer_failures[name] = {"exit_status": run.last_status, "peak_rss_bytes": rss,
+                                       "stderr_tail": run.last_stderr[-400:]}
+                log(f"{name} ingest failed (exit {run.last_status}, peak {rss / 2**30:.1f} GiB)")
+            else:
+                peer_sides[name].add(wall, cpu, rss)
+        return go
+
+    log(f"ingest x{args.runs} each: auditlake, DuckDB, {', '.join(peers) or 'no other peers'}")
+    rotate(args.runs, [al_ingest, duck_ingest] + [peer_ingest(n) for n in peers])
+    ingest = {"name": "ingest", "auditlake": a.result(), "duckdb": d.result(),
+              "peers": {n: p.result() for n, p in peer_sides.items() if n not in peer_failures},
+              "peer_failures": peer_failures}
+    fastest = min([("duckdb", statistics.median(d.wall))] +
+                  [(n, statistics.median(p.wall)) for n, p in peer_sides.items() if n not in peer_failures],
+                  key=lambda x: x[1])
+    ingest["fastest_peer"] = {"name": fastest[0], "ratio": statistics.median(a.wall) / fastest[1]}
+    steps.append(ingest)
+
+    # The peers' output must be DuckDB's, row for row (DuckDB's is checked against auditlake's
+    # answers below, query by query).
+    def fingerprint(out_dir):
+        with open(duck_sql + ".fp", "w") as f:
+            f.write(FINGERPRINT_SQL.format(dir=out_dir))
+        return run([duck, "-csv", "-c", f".read {duck_sql}.fp"], stdout=None)[3].decode().splitlines()[1]
+
+    reference = fingerprint(duck_dir)
+    for name in peers:
+        if name in peer_failures:
+            continue
+        got = fingerprint(os.path.join(args.work, name))
+        if got != reference:
+            raise SystemExit(f"{name}'s ingest differs from DuckDB's: {got} vs {reference} "
+                             f"(events, ids, days, with_scenario, tags, with_revision, with_extra, row_hash)")
+        checks.append(f"{name}'s ingest wrote the same rows as DuckDB's (counts and a hash of every row)")
 
     # 2. The same feed again: every event a duplicate, nothing committed.
     r = Side("auditlake")
@@ -380,6 +466,10 @@ def main():
 
     version = run([al, "--version"], stdout=None)[3].decode().strip()
     duck_version = run([duck, "--version"], stdout=None)[3].decode().strip()
+    peer_versions = {
+        name: run([py, "-c", f"import {name}; print({name}.__version__)"], stdout=None)[3].decode().strip()
+        for name, py in peers.items()
+    }
     results = {
         "environment": {
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -387,6 +477,7 @@ def main():
             "cpus": os.cpu_count(),
             "auditlake": version,
             "duckdb": duck_version,
+            "peers": peer_versions,
         },
         "feed": {"events": args.events, "entries": entries, "days": args.days, "bytes": os.path.getsize(feed)},
         "runs": args.runs,

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The benchmark: auditlake against DuckDB on the same generated feed, on this machine.
+# The benchmark: auditlake against DuckDB (and, for ingest, Polars and chDB) on the same
+# generated feed, on this machine.
 #
 #   bench/run.sh                      # 1M events over 30 days (about 530 MB of NDJSON)
 #   bench/run.sh --events 10000000    # 10M events
@@ -12,13 +13,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/auditlake-target}"
 venv="${AUDITLAKE_BENCH_VENV:-/var/tmp/auditlake-bench-venv}"
-duckdb_version="${DUCKDB_VERSION:-1.5.6}"
+# The peers, pinned: DuckDB's CLI (the reference for queries), Polars and chDB (ingest).
+peers="duckdb-cli==${DUCKDB_VERSION:-1.5.6} polars==2.1.0 chdb==4.4.0"
 
-if [ ! -x "$venv/bin/duckdb" ]; then
-  echo "[bench] installing duckdb-cli $duckdb_version into $venv" >&2
+if ! { [ -x "$venv/bin/duckdb" ] && "$venv/bin/python" -c 'import polars, chdb' 2>/dev/null; }; then
+  echo "[bench] installing $peers into $venv" >&2
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q "duckdb-cli==$duckdb_version"
+  # shellcheck disable=SC2086
+  "$venv/bin/pip" install -q $peers
 fi
 echo "[bench] building auditlake (release, with the Ballista client for the cluster rows)" >&2
 cargo build --release --quiet --features cluster,gcs,azure
-exec python3 bench/bench.py --auditlake "$CARGO_TARGET_DIR/release/auditlake" --duckdb "$venv/bin/duckdb" "$@"
+exec python3 bench/bench.py --auditlake "$CARGO_TARGET_DIR/release/auditlake" --duckdb "$venv/bin/duckdb" \
+  --polars-python "$venv/bin/python" --chdb-python "$venv/bin/python" "$@"

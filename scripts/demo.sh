@@ -4,10 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/auditlake-target}"
-# Build exactly what the tests build (scripts/test.sh: tests and binary, with the features
-# `cluster,gcs,azure`), so the demo and the tests share one set of compiled dependencies: any other
-# feature set unifies DataFusion's features differently and compiles it a second time.
-cargo build --quiet --tests --features cluster,gcs,azure
+# The binary alone, with the features the tests use (`cluster,gcs,azure`), so that the demo and
+# scripts/test.sh share one set of compiled dependencies: any other feature set unifies
+# DataFusion's features differently and compiles it a second time.
+cargo build --quiet --bin auditlake --features cluster,gcs,azure
 bin="$CARGO_TARGET_DIR/debug/auditlake"
 
 echo "== ingest sample-data/ (malformed/ holds bad records on purpose: exit status 3)"

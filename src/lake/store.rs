@@ -82,8 +82,7 @@ fn bare_cloud_store(url: &Url) -> std::result::Result<Arc<dyn ObjectStore>, Stri
 /// (`If-None-Match`), which AWS S3 and most S3-compatible stores honour: no lock table needed.
 pub fn s3_store(url: &Url) -> std::result::Result<Arc<dyn ObjectStore>, object_store::Error> {
     static HANDLERS: std::sync::Once = std::sync::Once::new();
-    // delta-rs picks its S3 log store (conditional-put commits) by URL scheme.
-    HANDLERS.call_once(|| deltalake::aws::register_handlers(None));
+    HANDLERS.call_once(register_s3_log_store);
     let bucket = url.host_str().unwrap_or_default();
     let mut builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
     // object_store reads AWS_ENDPOINT; the AWS SDKs' name for it is AWS_ENDPOINT_URL.
@@ -104,6 +103,32 @@ pub fn s3_store(url: &Url) -> std::result::Result<Arc<dyn ObjectStore>, object_s
         }
     }
     Ok(Arc::new(builder.with_retry(retry_config()).build()?))
+}
+
+/// delta-rs picks a table's log store by URL scheme and knows only `file://` and `memory://` on
+/// its own. Its `s3` feature (the `deltalake-aws` crate) registers, for `s3://` and `s3a://`,
+/// the same default log store (commits by conditional put) and pulls in the whole AWS SDK, which
+/// auditlake never calls: the store itself is object_store's. Registering the default log store
+/// here keeps the behaviour and drops about 40 crates from the build.
+fn register_s3_log_store() {
+    use deltalake::logstore::{LogStore, LogStoreFactory, StorageConfig, default_logstore, logstore_factories};
+
+    struct ConditionalPutLogStore;
+    impl LogStoreFactory for ConditionalPutLogStore {
+        fn with_options(
+            &self,
+            prefixed_store: Arc<dyn ObjectStore>,
+            root_store: Arc<dyn ObjectStore>,
+            location: &Url,
+            options: &StorageConfig,
+        ) -> deltalake::DeltaResult<Arc<dyn LogStore>> {
+            Ok(default_logstore(prefixed_store, root_store, location, options))
+        }
+    }
+    let factory = Arc::new(ConditionalPutLogStore);
+    for scheme in ["s3://", "s3a://"] {
+        logstore_factories().insert(Url::parse(scheme).expect("a scheme URL"), factory.clone());
+    }
 }
 
 /// `memory://NAME` lakes of this process, so that two opens of one name share their contents.
