@@ -50,7 +50,8 @@ ts = pl.col("timestamp").str.to_datetime(time_zone="UTC", time_unit="us")
         pl.coalesce(col("scenario_id"), extra_field("scenario_id").cast(text)).alias("scenario_id"),
         extra_field("tags").cast(pl.List(text)).alias("tags"),
         extra_field("revision_id").cast(text).alias("revision_id"),
-        (extra.struct.json_encode() if has_extra else pl.lit(None, dtype=text)).alias("extra_data"),
+        (pl.when(extra.is_not_null()).then(extra.struct.json_encode()) if has_extra else pl.lit(None, dtype=text))
+        .alias("extra_data"),
         pl.lit(None, dtype=text).alias("extra"),
         pl.lit(datetime.datetime.now(datetime.timezone.utc)).alias("ingested_at"),
         pl.lit(feed).alias("source"),
