@@ -18,13 +18,15 @@ pub mod latest;
 pub mod listing;
 pub mod scan;
 pub mod sql_files;
+pub mod view_groups;
 
 use std::sync::Arc;
 
 use chrono::NaiveDate;
 use datafusion::datasource::MemTable;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SQLOptions;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext, col, lit};
 use datafusion::scalar::ScalarValue;
 
@@ -121,7 +123,7 @@ impl Engine {
         let ctx = match self {
             Engine::Local => {
                 let runtime = RuntimeEnvBuilder::new().with_memory_limit(memory_limit()?, 1.0).build_arc()?;
-                SessionContext::new_with_config_rt(session_config()?, runtime)
+                local_context(session_config()?, runtime)
             }
             #[cfg(feature = "cluster")]
             Engine::Cluster(url) => cluster::context(url, session_config()?).await?,
@@ -131,6 +133,17 @@ impl Engine {
         functions::register(&ctx);
         Ok(ctx)
     }
+}
+
+/// A session that runs in this process: DataFusion's planner with auditlake's own physical
+/// operators ([`view_groups`]), which a cluster could not carry. `AUDITLAKE_VIEW_GROUPS=off`
+/// plans DataFusion's operators alone, to compare the two.
+pub fn local_context(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> SessionContext {
+    let mut state = SessionStateBuilder::new().with_config(config).with_runtime_env(runtime).with_default_features();
+    if std::env::var("AUDITLAKE_VIEW_GROUPS").map_or(true, |v| v != "off") {
+        state = state.with_physical_optimizer_rule(Arc::new(view_groups::ViewGroupsRule));
+    }
+    SessionContext::new_with_state(state.build())
 }
 
 /// The whole table at its latest version (or `version`) as a DataFrame in `ctx`, and the version

@@ -65,7 +65,7 @@ impl Handlers {
     pub async fn new(lake: &Lake, opts: &ServeOptions) -> Result<Handlers> {
         let server_pool: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(opts.server_memory));
         let runtime = RuntimeEnvBuilder::new().with_memory_pool(server_pool.clone()).build_arc()?;
-        let ctx = SessionContext::new_with_config_rt(engine::session_config()?, runtime);
+        let ctx = engine::local_context(engine::session_config()?, runtime);
         engine::functions::register(&ctx);
         crate::query::live::register(lake, &ctx, opts.queries_dir.as_deref()).await?;
         setup_pg_catalog(&ctx, "datafusion", EmptyContextProvider).map_err(crate::Error::Query)?;
