@@ -85,6 +85,9 @@ def rotate(runs, sides):
             f()
 
 
+PEER_NAMES = {"polars": "Polars", "chdb": "chDB"}
+
+
 # What each side's ingest wrote, read back by DuckDB: it must be the same for every peer, or the
 # ingest ratios compare different jobs. Counts, plus every column the queries read hashed row by
 # row (order-free), with the partition each row's file sits in; all as text, so that the writers'
@@ -192,10 +195,10 @@ def normalise_rows(text):
 def markdown(results):
     env = results["environment"]
     lines = [
-        f"# auditlake vs DuckDB: {results['feed']['events']:,} events",
+        f"# auditlake vs DuckDB{''.join(', ' + PEER_NAMES[n] for n in env.get('peers', {}))}: {results['feed']['events']:,} events",
         "",
         f"{env['date']} on {env['machine']} ({env['cpus']} cores); {env['auditlake']}; DuckDB {env['duckdb']}"
-        + "".join(f"; {n} {v}" for n, v in env.get("peers", {}).items()) + ". "
+        + "".join(f"; {PEER_NAMES[n]} {v}" for n, v in env.get("peers", {}).items()) + ". "
         f"Feed: {results['feed']['bytes'] / 1e6:.0f} MB NDJSON, {results['feed']['entries']:,} entries over "
         f"{results['feed']['days']} days. Each side ran {results['runs']} times for ingest and "
         f"{results['query_runs']} times per query, alternating; min / median / max shown. "
@@ -225,13 +228,14 @@ def markdown(results):
                   "ratio = auditlake median / that side's median:", "",
                   "| side | wall s | peak RSS MiB | auditlake / side |", "|---|---:|---:|---:|"]
         a_med = ingest["auditlake"]["wall_s"]["median"]
-        sides = [("auditlake", ingest["auditlake"]), ("DuckDB CLI", ingest["duckdb"])] + list(ingest["peers"].items())
+        sides = [("auditlake", ingest["auditlake"]), ("DuckDB CLI", ingest["duckdb"])] + [
+            (PEER_NAMES[n], r) for n, r in ingest["peers"].items()]
         for name, r in sides:
             lines.append(f"| {name} | {fmt(r['wall_s'])} | {mib(r['peak_rss_bytes'])} | {a_med / r['wall_s']['median']:.2f} |")
         for name, f in ingest["peer_failures"].items():
-            lines.append(f"| {name} | failed (exit {f['exit_status']}) | {f['peak_rss_bytes'] / 2**20:.0f} at exit | - |")
+            lines.append(f"| {PEER_NAMES[name]} | failed (exit {f['exit_status']}) | {f['peak_rss_bytes'] / 2**20:.0f} at exit | - |")
         fp = ingest["fastest_peer"]
-        lines += ["", f"auditlake / the fastest peer ({fp['name']}): **{fp['ratio']:.2f}**."]
+        lines += ["", f"auditlake / the fastest peer ({PEER_NAMES.get(fp['name'], 'DuckDB CLI')}): **{fp['ratio']:.2f}**."]
     lines += ["", "Checks:", ""]
     for c in results["checks"]:
         lines.append(f"- {c}")
@@ -339,7 +343,7 @@ def main():
               "peers": {n: p.result() for n, p in peer_sides.items() if n not in peer_failures},
               "peer_failures": peer_failures}
     fastest = min([("duckdb", statistics.median(d.wall))] +
-                  [(n, statistics.median(p.wall)) for n, p in peer_sides.items() if n not in peer_failures],
+                  [(n, statistics.median(s.wall)) for n, s in peer_sides.items() if n not in peer_failures],
                   key=lambda x: x[1])
     ingest["fastest_peer"] = {"name": fastest[0], "ratio": statistics.median(a.wall) / fastest[1]}
     steps.append(ingest)
