@@ -8,10 +8,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// Stack of the runtime's threads. DataFusion plans and evaluates expressions recursively; a
-/// deep expression (thousands of terms) needs more than the default 2 MiB. Only the pages a
-/// thread touches are committed, so a large reservation costs nothing for ordinary queries.
-const THREAD_STACK_BYTES: usize = 256 << 20;
+use auditlake::engine::THREAD_STACK_BYTES;
 
 fn main() -> ExitCode {
     cap_uploads_without_proc();

@@ -21,15 +21,15 @@ fn run(cmd: &mut Command) -> String {
     common::s3::run(cmd, 0)
 }
 
-/// Starts the cluster on its own runtime thread (it lives until the test process ends), with
-/// the thread stacks of the binary's runtime (src/main.rs): Ballista decodes and plans
-/// recursively, and with unoptimised dependencies (the dev profile) the default 2 MiB overflowed.
+/// Starts the cluster on its own runtime thread (it lives until the test process ends), with the
+/// binary's thread stacks: with the default 2 MiB, Ballista's recursive planning overflowed in
+/// the dev profile.
 fn start_cluster() -> String {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
-            .thread_stack_size(256 << 20)
+            .thread_stack_size(auditlake::engine::THREAD_STACK_BYTES)
             .enable_all()
             .build()
             .unwrap();

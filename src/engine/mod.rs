@@ -135,6 +135,13 @@ impl Engine {
     }
 }
 
+/// Stack of the threads that plan and run queries (the binary's runtime, and any runtime that
+/// hosts a cluster in-process). DataFusion and Ballista plan, decode and evaluate recursively;
+/// a deep expression (thousands of terms) needs more than the default 2 MiB, and so does
+/// Ballista's planning in unoptimised (dev-profile) builds. Only the pages a thread touches are
+/// committed, so a large reservation costs nothing for ordinary queries.
+pub const THREAD_STACK_BYTES: usize = 256 << 20;
+
 /// A session that runs in this process: DataFusion's planner with auditlake's own physical
 /// operators ([`view_groups`]), which a cluster could not carry. `AUDITLAKE_VIEW_GROUPS=off`
 /// plans DataFusion's operators alone, to compare the two.

@@ -30,7 +30,6 @@ use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
-use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::compute::take;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::config::ConfigOptions;
@@ -43,7 +42,9 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group_values};
 use datafusion::physical_plan::aggregates::order::GroupOrdering;
-use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode, aggregate_expressions, evaluate_many};
+use datafusion::physical_plan::aggregates::{
+    AggregateExec, AggregateMode, PhysicalGroupBy, aggregate_expressions, evaluate_group_by, evaluate_many,
+};
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, InputOrderMode, PlanProperties};
@@ -197,7 +198,8 @@ impl ExecutionPlan for ViewGroupsAggregateExec {
 /// One partition's aggregation state.
 struct Aggregation {
     schema: SchemaRef,
-    group_exprs: Vec<Arc<dyn PhysicalExpr>>,
+    /// A single grouping set (see `eligible`): its evaluation is one list of key columns.
+    group_by: PhysicalGroupBy,
     arguments: Vec<Vec<Arc<dyn PhysicalExpr>>>,
     accumulators: Vec<Box<dyn GroupsAccumulator>>,
     /// DataFusion's table of the groups seen, by value.
@@ -230,7 +232,7 @@ impl Aggregation {
             MemoryConsumer::new(format!("ViewGroupsAggregate[{partition}]")).register(context.memory_pool());
         Ok(Aggregation {
             schema: aggregate.schema(),
-            group_exprs: aggregate.group_expr().expr().iter().map(|(e, _)| Arc::clone(e)).collect(),
+            group_by: aggregate.group_expr().clone(),
             arguments: aggregate_expressions(aggregate.aggr_expr(), aggregate.mode(), 0)?,
             accumulators,
             groups: new_group_values(group_schema, &GroupOrdering::None)?,
@@ -251,11 +253,7 @@ impl Aggregation {
         if rows == 0 {
             return Ok(());
         }
-        let keys = self
-            .group_exprs
-            .iter()
-            .map(|e| e.evaluate(batch).and_then(|v| v.into_array(rows)))
-            .collect::<DfResult<Vec<ArrayRef>>>()?;
+        let keys = evaluate_group_by(&self.group_by, batch)?.swap_remove(0);
         let values = evaluate_many(&self.arguments, batch)?;
         if self.skipping {
             let mut columns = keys;
@@ -415,32 +413,28 @@ impl LocalGroups {
     }
 }
 
-/// Writes column `c` of the row-major `words`: a view as it is, a fixed-width value widened.
+/// Writes column `c` of the row-major `words`: a view as it is, a fixed-width value widened,
+/// a null as its type's null word.
 fn fill_words(key: &ArrayRef, words: &mut [u128], c: usize, width: usize) {
-    let nulls: Option<&NullBuffer> = key.nulls();
-    if let DataType::Utf8View = key.data_type() {
-        let views = key.as_string_view().views();
-        for (row, view) in views.iter().enumerate() {
+    let null_word = if let DataType::Utf8View = key.data_type() {
+        for (row, view) in key.as_string_view().views().iter().enumerate() {
             words[row * width + c] = *view;
         }
-        if let Some(nulls) = nulls {
-            for row in (0..views.len()).filter(|r| nulls.is_null(*r)) {
-                words[row * width + c] = NULL_VIEW;
-            }
+        NULL_VIEW
+    } else {
+        let data = key.to_data();
+        let size = fixed_width(key.data_type()).expect("an eligible key type");
+        let bytes = &data.buffers()[0].as_slice()[data.offset() * size..];
+        for row in 0..key.len() {
+            let mut value = [0u8; 16];
+            value[..size].copy_from_slice(&bytes[row * size..(row + 1) * size]);
+            words[row * width + c] = u128::from_le_bytes(value);
         }
-        return;
-    }
-    let data = key.to_data();
-    let size = fixed_width(key.data_type()).expect("an eligible key type");
-    let bytes = &data.buffers()[0].as_slice()[data.offset() * size..];
-    for row in 0..key.len() {
-        let mut value = [0u8; 16];
-        value[..size].copy_from_slice(&bytes[row * size..(row + 1) * size]);
-        words[row * width + c] = u128::from_le_bytes(value);
-    }
-    if let Some(nulls) = nulls {
+        NULL_FIXED
+    };
+    if let Some(nulls) = key.nulls() {
         for row in (0..key.len()).filter(|r| nulls.is_null(*r)) {
-            words[row * width + c] = NULL_FIXED;
+            words[row * width + c] = null_word;
         }
     }
 }
