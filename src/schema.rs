@@ -55,6 +55,12 @@ pub const PLAIN_STRING_FIELDS: [&str; 11] = [
     col::SCENARIO_ID,
 ];
 
+/// Columns with few distinct values (hundreds, not one per event), which the writer's Parquet
+/// dictionaries hold whole: an aggregation grouping by them reads their dictionary codes
+/// ([`crate::engine::dictionary_keys`]).
+pub const DICTIONARY_COLUMNS: [&str; 7] =
+    [col::ACCOUNT_ID, col::ACCOUNT_NAME, col::ACTION, col::ACTOR_NAME, col::ACTOR_TYPE, col::EMAIL, col::SCENARIO_ID];
+
 /// The timestamp type of every time column: microseconds, UTC (Delta's `timestamp`).
 pub fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))

@@ -12,54 +12,27 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::{MemTable, TableType};
 use datafusion::error::{DataFusionError, Result as DfResult};
-use datafusion::execution::SessionState;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use tokio::sync::Mutex;
 
-use super::scan::{AdaptiveScan, wants_row_filter};
+use super::scan::{AdaptiveScan, read_schema, wants_row_filter};
 use crate::error::Result;
 use crate::lake::{Lake, ReadSnapshot};
-use crate::schema;
 
 /// The newest version of the table, resolved at each scan.
 #[derive(Debug)]
 pub struct LatestTable {
     lake: Lake,
-    /// The scan's schema (delta-rs reads strings as view types), fixed for the session.
-    schema: SchemaRef,
-    /// The settings delta-rs' providers are built with (Parquet options, view types).
-    state: SessionState,
-    /// The scan of the version read at open, which answers what filters push down (the same for
-    /// every version: delta-rs decides by column). `None` if there was no table yet.
-    first: Option<Arc<AdaptiveScan>>,
     /// The version last read and its scan.
     current: Mutex<Option<(ReadSnapshot, Arc<AdaptiveScan>)>>,
 }
 
-impl std::fmt::Debug for ReadSnapshot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadSnapshot").field("version", &self.version()).finish()
-    }
-}
-
 impl LatestTable {
-    /// The table, with the newest version opened once so that planning knows its scan.
-    pub async fn open(lake: Lake, state: SessionState) -> Result<LatestTable> {
-        let mut table =
-            LatestTable { lake, schema: schema::arrow_schema(), state, first: None, current: Mutex::new(None) };
-        table.first = table.newest().await?.map(|(_, scan)| scan);
-        table.schema = match &table.first {
-            Some(scan) => scan.schema(),
-            // No table yet: the schema its scan will have once the first ingest creates it, read
-            // from the same table created in memory.
-            None => {
-                let model = Lake::open(&format!("memory://auditlake-schema-{}", uuid::Uuid::new_v4()))?;
-                model.load_or_create().await?;
-                let read = model.snapshot(None).await?.expect("the table just created");
-                AdaptiveScan::with_state(|| read.provider(), table.state.clone()).await?.schema()
-            }
-        };
+    /// The table, with the newest version opened once so that an unreadable lake fails now.
+    pub async fn open(lake: Lake) -> Result<LatestTable> {
+        let table = LatestTable { lake, current: Mutex::new(None) };
+        table.newest().await?;
         Ok(table)
     }
 
@@ -77,7 +50,7 @@ impl LatestTable {
             }
         }
         let Some(read) = self.lake.snapshot(None).await? else { return Ok(None) };
-        let scan = Arc::new(AdaptiveScan::with_state(|| read.provider(), self.state.clone()).await?);
+        let scan = Arc::new(AdaptiveScan::new(&read)?);
         let version = read.version();
         *current = Some((read, scan.clone()));
         Ok(Some((version, scan)))
@@ -91,7 +64,7 @@ fn df_err(e: crate::Error) -> DataFusionError {
 #[async_trait::async_trait]
 impl TableProvider for LatestTable {
     fn schema(&self) -> SchemaRef {
-        self.schema.clone()
+        read_schema()
     }
 
     fn table_type(&self) -> TableType {
@@ -99,11 +72,8 @@ impl TableProvider for LatestTable {
     }
 
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        // Inexact when the lake had no table at open: DataFusion then filters above the scan too.
-        match &self.first {
-            Some(scan) => scan.supports_filters_pushdown(filters),
-            None => Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()]),
-        }
+        // The same for every version: the scan decides by the filter alone.
+        Ok(super::scan::filter_pushdown(filters))
     }
 
     async fn scan(
@@ -120,7 +90,8 @@ impl TableProvider for LatestTable {
                 scan.read(row_filters, state, projection, filters, limit).await
             }
             None => {
-                let empty = MemTable::try_new(self.schema.clone(), vec![vec![]])?;
+                // No table yet: nothing matches, whatever the filters.
+                let empty = MemTable::try_new(read_schema(), vec![vec![]])?;
                 empty.scan(state, projection, &[], limit).await
             }
         }

@@ -1,8 +1,8 @@
 //! The read side every job that asks shares: a DataFusion session with `audit_log`, the
 //! `action_family` function and auditlake's settings, on this machine or on a Ballista cluster.
 //!
-//! The table is registered through delta-rs' table provider ([`scan`]), so a filter on `date`
-//! prunes partitions and Parquet statistics prune row groups. A `--since/--until` window is
+//! The table is registered as a scan of the live files its Delta log lists ([`scan`]), so a
+//! filter on `date` picks files and Parquet statistics prune row groups. A `--since/--until` window is
 //! applied by registering `audit_log` as the table filtered to the window: every query, named or
 //! not, sees only those rows, and the filter is pushed down to the scan.
 //!
@@ -11,6 +11,7 @@
 
 #[cfg(feature = "cluster")]
 pub mod cluster;
+pub mod dictionary_keys;
 pub mod drop_nulls;
 pub mod functions;
 pub mod guard;
@@ -46,7 +47,11 @@ pub struct Session {
 
 /// Days since the epoch, as DataFusion's Date32 literal.
 pub(crate) fn date_lit(d: NaiveDate) -> datafusion::prelude::Expr {
-    lit(ScalarValue::Date32(Some(days_since_epoch(d))))
+    lit(date_scalar(d))
+}
+
+pub(crate) fn date_scalar(d: NaiveDate) -> ScalarValue {
+    ScalarValue::Date32(Some(days_since_epoch(d)))
 }
 
 /// An instant, as a literal of the table's timestamp type.
@@ -171,7 +176,7 @@ pub async fn base_table(
     }
     Ok(match lake.snapshot(version).await? {
         Some(read) => {
-            let provider = scan::AdaptiveScan::new(|| read.provider(), ctx).await?;
+            let provider = scan::AdaptiveScan::new(&read)?;
             (ctx.read_table(Arc::new(provider))?, Some(read.version()))
         }
         None => {

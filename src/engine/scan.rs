@@ -1,4 +1,15 @@
-//! The local read path: delta-rs' scan, with Parquet row filtering chosen per query.
+//! The local read path: DataFusion's own Parquet scan over the live files the Delta log lists,
+//! with Parquet row filtering chosen per query.
+//!
+//! Why not delta-rs' scan: it wraps DataFusion's Parquet scan in an operator that rebuilds every
+//! batch (a file-id column per batch, partition values added as dictionaries, a cast of each
+//! column to the logical type). On the benchmark's 5M-event lake that was 15% of the CPU of a
+//! `GROUP BY action` (perf, issue 21). auditlake's tables use no Delta feature that needs a
+//! reader's help (column mapping, deletion vectors: reader version 1, refused otherwise), so the
+//! live files can be read as they are: the log names them, the `date` partition value is added
+//! by DataFusion as a constant per file, and a filter on `date` drops files before any is opened.
+//! Listing folders instead would also read files that a compaction replaced but `vacuum` has not
+//! yet removed, counting their rows twice; naming the live files one by one cannot.
 //!
 //! Pushing a filter into the Parquet reader (a row filter) decodes the filter's columns first
 //! and then the other columns only for the rows that pass. That pays when the filter is
@@ -13,65 +24,228 @@
 //!
 //! So a query whose only filters on the table are null tests is planned without row filters
 //! ([`choose_row_filter`]); any other filter keeps them on. Either way the filters still prune
-//! files, row groups and pages by their statistics, and DataFusion applies them again above the
-//! scan (every filter is reported as inexact), so the rows are the same whichever way the scan
-//! reads. The setting is per query: a report's queries each choose their own.
+//! row groups and pages by their statistics, and DataFusion applies them again above the scan
+//! (they are reported as inexact), so the rows are the same whichever way the scan reads. The
+//! setting is per query: a report's queries each choose their own.
 //!
-//! A filter `column IS NOT NULL` is the one exception to "inexact": the scan drops those rows
-//! itself ([`super::drop_nulls`]), with a filter that handles list columns in one pass, so
-//! DataFusion plans no `FilterExec` (which copied `tags` through arrow's slow generic path and
-//! then coalesced the batches) above it.
-//!
-//! The table version is opened lazily ([`crate::lake::Lake::snapshot`]): the scan replays the
-//! log for the files its filters keep, so a one-day query on a year of daily files does not
-//! first list all 365 of them.
+//! Two kinds of filter are exact, applied here and not again above: a filter on `date` alone
+//! (it picks files), and `column IS NOT NULL`: the scan drops those rows itself
+//! ([`super::drop_nulls`]), with a filter that handles list columns in one pass, so DataFusion
+//! plans no `FilterExec` (which copied `tags` through arrow's slow generic path and then
+//! coalesced the batches) above it.
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::array::{ArrayRef, AsArray, Date32Array, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{DFSchema, Statistics};
 use datafusion::datasource::TableType;
-use datafusion::error::Result as DfResult;
-use datafusion::execution::SessionState;
-use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::datasource::table_schema::TableSchema;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::logical_expr::utils::{conjunction, split_conjunction};
 use datafusion::logical_expr::{Expr, LogicalPlan, TableProviderFilterPushDown};
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::projection::ProjectionExec;
-use datafusion::prelude::{DataFrame, SessionContext};
-use deltalake::delta_datafusion::TableProviderBuilder;
+use datafusion::prelude::DataFrame;
+use futures::TryStreamExt;
 
 use super::drop_nulls::DropNullsExec;
-use crate::error::Result;
-use crate::schema::col as c;
+use crate::error::{Error, Result};
+use crate::lake::{self, ReadSnapshot};
+use crate::schema::{self, col as c};
 
-/// `audit_log` through delta-rs, reading with or without a Parquet row filter as the query's
-/// session says (`datafusion.execution.parquet.pushdown_filters`).
+/// `audit_log` at one table version: its live Parquet files, read with or without a Parquet row
+/// filter as the query's session says (`datafusion.execution.parquet.pushdown_filters`).
 #[derive(Debug)]
 pub struct AdaptiveScan {
-    /// Reads with the session's settings (row filters on, unless the user turned them off).
-    filtering: Arc<dyn TableProvider>,
-    /// The same table with row filters off.
-    plain: Arc<dyn TableProvider>,
+    read: ReadSnapshot,
+    /// Whether each file can be read with the table's own Arrow types named up front (strings as
+    /// views, also inside `tags`), which spares the reader a cast per batch. True for every table
+    /// auditlake writes; a table with other columns is read with DataFusion's own coercions.
+    typed_files: bool,
 }
 
 impl AdaptiveScan {
-    /// `provider` makes a fresh delta-rs provider builder for the table version to read.
-    pub async fn new(provider: impl Fn() -> TableProviderBuilder, ctx: &SessionContext) -> Result<AdaptiveScan> {
-        Self::with_state(provider, ctx.state()).await
+    /// The scan of `read`'s version; an error for a table that needs a Delta reader's help.
+    pub fn new(read: &ReadSnapshot) -> Result<AdaptiveScan> {
+        // The kernel keeps the protocol's fields to itself; its JSON form is the log's own.
+        let protocol = serde_json::to_value(read.snapshot.protocol()).unwrap_or_default();
+        let reader_version = protocol["minReaderVersion"].as_i64().unwrap_or(0);
+        if reader_version > 1 {
+            return Err(Error::TableFile {
+                path: "_delta_log".into(),
+                reason: format!(
+                    "the table needs Delta reader version {reader_version} (column mapping or deletion \
+                     vectors), which auditlake does not write or read"
+                ),
+            });
+        }
+        let names = |s: &Schema| s.fields().iter().map(|f| f.name().clone()).collect::<Vec<_>>();
+        let typed_files = names(&read.snapshot.arrow_schema()) == names(&schema::arrow_schema());
+        Ok(AdaptiveScan { read: read.clone(), typed_files })
+    }
+}
+
+/// The table's schema as the scan returns it: strings as views (`Utf8View`, also inside `tags`),
+/// which DataFusion's operators handle fastest.
+pub fn read_schema() -> SchemaRef {
+    Arc::new(Schema::new(schema::arrow_schema().fields().iter().map(|f| Arc::new(as_view(f))).collect::<Vec<_>>()))
+}
+
+fn as_view(field: &Field) -> Field {
+    match field.data_type() {
+        DataType::Utf8 => field.clone().with_data_type(DataType::Utf8View),
+        DataType::List(item) => field.clone().with_data_type(DataType::List(Arc::new(as_view(item)))),
+        _ => field.clone(),
+    }
+}
+
+/// The columns inside each data file: every column but `date`, in the table's order.
+fn file_schema() -> SchemaRef {
+    let fields: Vec<FieldRef> = read_schema().fields().iter().filter(|f| f.name() != c::DATE).cloned().collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// The scan's columns are the file's then `date`; the table's have `date` third.
+fn scan_index(table_index: usize, date_index: usize, file_columns: usize) -> usize {
+    use std::cmp::Ordering::*;
+    match table_index.cmp(&date_index) {
+        Less => table_index,
+        Equal => file_columns,
+        Greater => table_index - 1,
+    }
+}
+
+fn df_err(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+impl AdaptiveScan {
+    /// The live files whose date passes every filter on `date` alone, as DataFusion's files with
+    /// their date and row count.
+    async fn live_files(&self, state: &dyn Session, date_filters: &[&Expr]) -> DfResult<Vec<PartitionedFile>> {
+        let read = &self.read;
+        let mut files = Vec::new();
+        let mut dates = Vec::new();
+        let mut views = read.snapshot.file_views(read.log_store.as_ref(), None);
+        while let Some(file) = views.try_next().await.map_err(df_err)? {
+            let bad = |reason: &str| df_err(Error::TableFile { path: file.path().to_string(), reason: reason.into() });
+            let date = lake::file_date(&file).ok_or_else(|| bad("no date partition value"))?;
+            let date = crate::time::parse_date(&date).ok_or_else(|| bad("the date partition value is not a date"))?;
+            if file.deletion_vector_descriptor().is_some() {
+                return Err(bad("the file has a deletion vector, which auditlake does not write or read"));
+            }
+            let size = u64::try_from(file.size()).map_err(|_| bad("negative size"))?;
+            let mut part = PartitionedFile::new_from_meta(object_store::ObjectMeta {
+                location: file.object_store_path(),
+                last_modified: chrono::DateTime::UNIX_EPOCH,
+                size,
+                e_tag: None,
+                version: None,
+            });
+            let rows = file.num_records().map_or(Precision::Absent, Precision::Exact);
+            let mut stats = Statistics::new_unknown(&file_schema());
+            stats.num_rows = rows;
+            stats.total_byte_size = Precision::Inexact(size as usize);
+            part = part.with_partition_values(vec![super::date_scalar(date)]).with_statistics(Arc::new(stats));
+            if self.typed_files {
+                part = part.with_arrow_schema(file_schema());
+            }
+            dates.push(crate::time::days_since_epoch(date));
+            files.push(part);
+        }
+        if date_filters.is_empty() || files.is_empty() {
+            return Ok(files);
+        }
+        // Each filter on `date` evaluated once per file, over a column of the files' dates.
+        let date_schema = Arc::new(Schema::new(vec![date_field()]));
+        let batch = RecordBatch::try_new(date_schema.clone(), vec![Arc::new(Date32Array::from(dates)) as ArrayRef])?;
+        let df_schema = DFSchema::try_from(date_schema.as_ref().clone())?;
+        let mut keep = vec![true; files.len()];
+        for filter in date_filters {
+            let expr = state.create_physical_expr((*filter).clone(), &df_schema)?;
+            let result = expr.evaluate(&batch)?.into_array(files.len())?;
+            let passed = result
+                .as_boolean_opt()
+                .ok_or_else(|| DataFusionError::Internal(format!("filter on date is not a boolean: {filter}")))?;
+            for (k, p) in keep.iter_mut().zip(passed.iter()) {
+                *k &= p == Some(true);
+            }
+        }
+        Ok(files.into_iter().zip(keep).filter_map(|(f, k)| k.then_some(f)).collect())
     }
 
-    /// [`AdaptiveScan::new`] with the settings of `state`.
-    pub async fn with_state(provider: impl Fn() -> TableProviderBuilder, state: SessionState) -> Result<AdaptiveScan> {
-        // The session's Parquet settings (pushdown, view types) reach delta-rs' scan only when
-        // it is given the session; otherwise it uses its own defaults.
-        let filtering = provider().with_session(Arc::new(state.clone())).await?;
-        let mut plain_state = state;
-        plain_state.config_mut().options_mut().execution.parquet.pushdown_filters = false;
-        let plain = provider().with_session(Arc::new(plain_state)).await?;
-        Ok(AdaptiveScan { filtering, plain })
+    /// DataFusion's Parquet scan of the files `filters` keep, projected to `projection`.
+    async fn parquet_scan(
+        &self,
+        row_filters: bool,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let table = read_schema();
+        let date_index = table.index_of(c::DATE)?;
+        let file_schema = file_schema();
+        let all: Vec<usize> = (0..table.fields().len()).collect();
+        let projection = projection.unwrap_or(&all);
+
+        let (date_filters, data_filters): (Vec<&Expr>, Vec<&Expr>) = filters.iter().partition(|f| picks_files(f));
+        let files = self.live_files(state, &date_filters).await?;
+        if files.is_empty() {
+            return Ok(Arc::new(EmptyExec::new(Arc::new(table.project(projection)?))));
+        }
+
+        let env = state.runtime_env();
+        let store_url = self.read.log_store.object_store_url();
+        if env.object_store(&store_url).is_err() {
+            env.register_object_store(store_url.as_ref(), self.read.log_store.object_store(None));
+        }
+        let store = env.object_store(&store_url)?;
+        let reader = CachedParquetFileReaderFactory::new(store, env.cache_manager.get_file_metadata_cache());
+        let table_schema =
+            TableSchema::builder(file_schema.clone()).with_table_partition_cols(vec![Arc::new(date_field())]).build();
+        let scan_schema = table_schema.table_schema().clone();
+        // The session's Parquet settings, with row filters as this query chose.
+        let mut options = state.table_options().parquet.clone();
+        options.global = state.config_options().execution.parquet.clone();
+        options.global.pushdown_filters = row_filters;
+        let mut source = ParquetSource::new(table_schema)
+            .with_table_parquet_options(options)
+            .with_parquet_file_reader_factory(Arc::new(reader));
+        if let Some(predicate) = conjunction(data_filters.into_iter().cloned()) {
+            let df_schema = DFSchema::try_from(scan_schema.as_ref().clone())?;
+            source = source.with_predicate(state.create_physical_expr(predicate, &df_schema)?);
+        }
+        let files_columns = file_schema.fields().len();
+        let scan_projection = projection.iter().map(|i| scan_index(*i, date_index, files_columns)).collect();
+        // The log's row counts are exact, so `count(*)` over the table needs no file opened.
+        let mut statistics = Statistics::new_unknown(&scan_schema);
+        statistics.num_rows = files
+            .iter()
+            .map(|f| f.statistics.as_ref().map_or(Precision::Absent, |s| s.num_rows))
+            .fold(Precision::Exact(0), |sum, n| sum.add(&n));
+        let config = FileScanConfigBuilder::new(store_url, Arc::new(source))
+            .with_file_group(FileGroup::new(files))
+            .with_statistics(statistics)
+            .with_projection_indices(Some(scan_projection))?
+            .with_limit(limit)
+            .build();
+        Ok(DataSourceExec::from_data_source(config))
     }
+}
+
+fn date_field() -> Field {
+    Field::new(c::DATE, DataType::Date32, true)
 }
 
 /// `df` with Parquet row filters turned off when the filters that reach its table scans are
@@ -108,10 +282,33 @@ fn only_date(e: &Expr) -> bool {
     e.column_refs().iter().all(|col| col.name == c::DATE)
 }
 
+/// A filter the scan applies in full by choosing files: on `date` and nothing else.
+fn picks_files(e: &Expr) -> bool {
+    !e.column_refs().is_empty() && only_date(e) && !e.is_volatile()
+}
+
+/// How the scan applies each filter. Exact: filters on `date` alone (they pick files) and
+/// `column IS NOT NULL` ([`AdaptiveScan::read`] drops those rows itself, see `drop_nulls`), so
+/// DataFusion adds no filter (and no batch coalescing) above the scan. Everything else is
+/// inexact: DataFusion keeps those filters above the scan, so the choice of reader made per
+/// query cannot drop a condition.
+pub fn filter_pushdown(filters: &[&Expr]) -> Vec<TableProviderFilterPushDown> {
+    filters
+        .iter()
+        .map(|f| {
+            if picks_files(f) || not_null_column(f).is_some() {
+                TableProviderFilterPushDown::Exact
+            } else {
+                TableProviderFilterPushDown::Inexact
+            }
+        })
+        .collect()
+}
+
 #[async_trait::async_trait]
 impl TableProvider for AdaptiveScan {
     fn schema(&self) -> SchemaRef {
-        self.filtering.schema()
+        read_schema()
     }
 
     fn table_type(&self) -> TableType {
@@ -119,21 +316,7 @@ impl TableProvider for AdaptiveScan {
     }
 
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        // `column IS NOT NULL` is exact: `scan` drops those rows itself (list-aware, see
-        // `drop_nulls`), so DataFusion adds no filter (and no batch coalescing) above it.
-        // Everything else is inexact, never exact: DataFusion keeps those filters above the
-        // scan, so the choice of reader made in `scan` cannot drop a condition.
-        Ok(self
-            .filtering
-            .supports_filters_pushdown(filters)?
-            .into_iter()
-            .zip(filters)
-            .map(|(p, f)| match p {
-                _ if not_null_column(f).is_some() => TableProviderFilterPushDown::Exact,
-                TableProviderFilterPushDown::Exact => TableProviderFilterPushDown::Inexact,
-                other => other,
-            })
-            .collect())
+        Ok(filter_pushdown(filters))
     }
 
     async fn scan(
@@ -158,11 +341,9 @@ impl AdaptiveScan {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        // delta-rs fixes the setting when its provider is built, so there is one of each.
-        let inner = if row_filters { &self.filtering } else { &self.plain };
         let not_null: Vec<&str> = filters.iter().filter_map(not_null_column).collect();
         if not_null.is_empty() {
-            return inner.scan(state, projection, filters, limit).await;
+            return self.parquet_scan(row_filters, state, projection, filters, limit).await;
         }
         // Read the tested columns even when the query does not select them, and no `limit`:
         // it would count rows before the nulls are dropped.
@@ -180,7 +361,7 @@ impl AdaptiveScan {
                 Some(cols)
             }
         };
-        let plan = inner.scan(state, wanted.as_ref(), filters, None).await?;
+        let plan = self.parquet_scan(row_filters, state, wanted.as_ref(), filters, None).await?;
         let read = plan.schema();
         let tested = not_null.iter().map(|name| read.index_of(name)).collect::<Result<Vec<_>, _>>()?;
         let plan: Arc<dyn ExecutionPlan> = Arc::new(DropNullsExec::new(plan, tested));
@@ -188,7 +369,7 @@ impl AdaptiveScan {
         if wanted.as_ref() == Some(projection) && read.fields().len() == projection.len() {
             return Ok(plan);
         }
-        // Back to the columns asked for, by name (the order the scan returns is its own).
+        // Back to the columns asked for, by name.
         let exprs = projection
             .iter()
             .map(|i| {
@@ -244,7 +425,7 @@ mod tests {
         let lake = crate::lake::Lake::open("memory://row-filter-choice").unwrap();
         lake.load_or_create().await.unwrap();
         let read = lake.snapshot(None).await.unwrap().expect("the table just created");
-        ctx.register_table("audit_log", Arc::new(AdaptiveScan::new(|| read.provider(), &ctx).await.unwrap())).unwrap();
+        ctx.register_table("audit_log", Arc::new(AdaptiveScan::new(&read).unwrap())).unwrap();
         let by_tag = "SELECT unnest(tags) AS tag, resource_id FROM audit_log WHERE tags IS NOT NULL";
         assert!(!row_filters_for(&ctx, by_tag).await);
         assert!(!row_filters_for(&ctx, "SELECT action, count(*) FROM audit_log GROUP BY action").await);

@@ -29,9 +29,9 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
-use datafusion::arrow::compute::take;
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, DictionaryArray, RecordBatch, UInt32Array, new_null_array};
+use datafusion::arrow::compute::{cast, take};
+use datafusion::arrow::datatypes::{DataType, Int32Type, SchemaRef};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::error::Result as DfResult;
@@ -64,8 +64,12 @@ impl PhysicalOptimizerRule for ViewGroupsRule {
             if !eligible(aggregate)? {
                 return Ok(Transformed::no(node));
             }
+            let input = match super::dictionary_keys::input_with_dictionary_keys(aggregate)? {
+                Some(input) => input,
+                None => Arc::clone(aggregate.input()),
+            };
             let aggregate = Arc::new(aggregate.clone());
-            Ok(Transformed::yes(Arc::new(ViewGroupsAggregateExec { aggregate }) as Arc<dyn ExecutionPlan>))
+            Ok(Transformed::yes(Arc::new(ViewGroupsAggregateExec { aggregate, input }) as Arc<dyn ExecutionPlan>))
         })
         .map(|t| t.data)
     }
@@ -125,8 +129,11 @@ fn fixed_width(t: &DataType) -> Option<usize> {
 /// The partial aggregation of `aggregate`, grouping each batch by raw key words first.
 #[derive(Debug)]
 pub struct ViewGroupsAggregateExec {
-    /// The aggregation replaced: its plan, expressions, schema and properties are this one's.
+    /// The aggregation replaced: its expressions, schema and properties are this one's.
     aggregate: Arc<AggregateExec>,
+    /// Its input, or the same with some string keys read as dictionaries
+    /// ([`super::dictionary_keys`]); the same rows either way.
+    input: Arc<dyn ExecutionPlan>,
 }
 
 impl DisplayAs for ViewGroupsAggregateExec {
@@ -146,7 +153,7 @@ impl ExecutionPlan for ViewGroupsAggregateExec {
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![self.aggregate.input()]
+        vec![&self.input]
     }
 
     fn apply_expressions(
@@ -157,14 +164,19 @@ impl ExecutionPlan for ViewGroupsAggregateExec {
     }
 
     fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let input = children.into_iter().next().expect("one child");
+        if Arc::ptr_eq(&input, &self.input) {
+            return Ok(self);
+        }
+        // A new input of the original types: plan the aggregation over it again.
         let options = ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute);
-        let replanned = Arc::clone(&self.aggregate).replace_children(children, options)?;
+        let replanned = Arc::clone(&self.aggregate).replace_children(vec![Arc::clone(&input)], options)?;
         let aggregate = replanned.downcast_ref::<AggregateExec>().expect("an AggregateExec").clone();
-        Ok(Arc::new(ViewGroupsAggregateExec { aggregate: Arc::new(aggregate) }))
+        Ok(Arc::new(ViewGroupsAggregateExec { aggregate: Arc::new(aggregate), input }))
     }
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
-        let input = self.aggregate.input().execute(partition, Arc::clone(&context))?;
+        let input = self.input.execute(partition, Arc::clone(&context))?;
         let schema = self.aggregate.schema();
         let options = context.session_config().options();
         let aggregation = Aggregation::new(&self.aggregate, partition, &context, &options.execution)?;
@@ -204,7 +216,12 @@ struct Aggregation {
     accumulators: Vec<Box<dyn GroupsAccumulator>>,
     /// DataFusion's table of the groups seen, by value.
     groups: Box<dyn GroupValues>,
+    /// The key columns' types in `groups` and in the output; keys read as dictionaries are
+    /// cast to these.
+    key_types: Vec<DataType>,
     local: LocalGroups,
+    dictionary: DictionaryGroups,
+    combined: CombinedGroups,
     /// Each row's group in `groups`, for the batch at hand.
     row_groups: Vec<usize>,
     reservation: MemoryReservation,
@@ -235,8 +252,11 @@ impl Aggregation {
             group_by: aggregate.group_expr().clone(),
             arguments: aggregate_expressions(aggregate.aggr_expr(), aggregate.mode(), 0)?,
             accumulators,
+            key_types: group_schema.fields().iter().map(|f| f.data_type().clone()).collect(),
             groups: new_group_values(group_schema, &GroupOrdering::None)?,
             local: LocalGroups::default(),
+            dictionary: DictionaryGroups::default(),
+            combined: CombinedGroups::default(),
             row_groups: Vec::new(),
             reservation,
             batch_size: usize::from(execution.batch_size).max(1),
@@ -256,7 +276,7 @@ impl Aggregation {
         let keys = evaluate_group_by(&self.group_by, batch)?.swap_remove(0);
         let values = evaluate_many(&self.arguments, batch)?;
         if self.skipping {
-            let mut columns = keys;
+            let mut columns = as_types(&keys, &self.key_types)?;
             for (acc, v) in self.accumulators.iter().zip(&values) {
                 columns.extend(acc.convert_to_state(v, None)?);
             }
@@ -264,7 +284,15 @@ impl Aggregation {
             return Ok(());
         }
 
-        self.local.group(&keys, self.groups.as_mut(), &mut self.row_groups)?;
+        match keys.as_slice() {
+            [key] if key.as_dictionary_opt::<Int32Type>().is_some() => {
+                let key = key.as_dictionary::<Int32Type>();
+                self.dictionary.group(key, &self.key_types[0], self.groups.as_mut(), &mut self.row_groups)?;
+            }
+            _ if keys.iter().all(|k| k.as_dictionary_opt::<Int32Type>().is_some())
+                && self.combined.group(&keys, &self.key_types, self.groups.as_mut(), &mut self.row_groups)? => {}
+            _ => self.local.group(&keys, &self.key_types, self.groups.as_mut(), &mut self.row_groups)?,
+        }
         let total = self.groups.len();
         for (acc, v) in self.accumulators.iter_mut().zip(&values) {
             acc.update_batch(v, &self.row_groups, None, total)?;
@@ -291,6 +319,8 @@ impl Aggregation {
         self.groups.size()
             + self.accumulators.iter().map(|a| a.size()).sum::<usize>()
             + self.local.size()
+            + self.dictionary.size()
+            + self.combined.size()
             + self.row_groups.capacity() * size_of::<usize>()
     }
 
@@ -344,7 +374,13 @@ impl LocalGroups {
     }
 
     /// Fills `row_groups` with each row's group in `groups`, interning new groups there.
-    fn group(&mut self, keys: &[ArrayRef], groups: &mut dyn GroupValues, row_groups: &mut Vec<usize>) -> DfResult<()> {
+    fn group(
+        &mut self,
+        keys: &[ArrayRef],
+        key_types: &[DataType],
+        groups: &mut dyn GroupValues,
+        row_groups: &mut Vec<usize>,
+    ) -> DfResult<()> {
         let rows = keys[0].len();
         let width = keys.len();
         self.words.clear();
@@ -388,7 +424,7 @@ impl LocalGroups {
             };
             self.local_of_row.push(local);
             if self.first_rows.len() > give_up {
-                return groups.intern(keys, row_groups);
+                return groups.intern(&as_types(keys, key_types)?, row_groups);
             }
             if self.first_rows.len() * 2 > capacity {
                 capacity *= 2;
@@ -406,17 +442,215 @@ impl LocalGroups {
 
         let firsts = UInt32Array::from_iter_values(self.first_rows.iter().copied());
         let representatives = keys.iter().map(|k| take(k, &firsts, None)).collect::<Result<Vec<_>, _>>()?;
-        groups.intern(&representatives, &mut self.global_of_local)?;
+        groups.intern(&as_types(&representatives, key_types)?, &mut self.global_of_local)?;
         row_groups.clear();
         row_groups.extend(self.local_of_row.iter().map(|l| self.global_of_local[*l as usize]));
         Ok(())
     }
 }
 
-/// Writes column `c` of the row-major `words`: a view as it is, a fixed-width value widened,
-/// a null as its type's null word.
+/// `keys` cast to `types` where they differ (dictionaries to string views).
+fn as_types(keys: &[ArrayRef], types: &[DataType]) -> DfResult<Vec<ArrayRef>> {
+    keys.iter().zip(types).map(|(k, t)| if k.data_type() == t { Ok(Arc::clone(k)) } else { Ok(cast(k, t)?) }).collect()
+}
+
+/// The grouping of a single key read as a dictionary: each code's group, kept for as long as
+/// batches share the dictionary (a Parquet column chunk's batches all do).
+#[derive(Default)]
+struct DictionaryGroups {
+    /// The dictionary mapped, held so that its buffers' addresses identify it.
+    values: Option<ArrayRef>,
+    /// Each code's group in DataFusion's table; `usize::MAX` until a row has that code (values
+    /// no row has must not become groups: the scan may have filtered those rows out).
+    group_of_code: Vec<usize>,
+    null_group: Option<usize>,
+    new_codes: Vec<u32>,
+    new_groups: Vec<usize>,
+}
+
+impl DictionaryGroups {
+    fn size(&self) -> usize {
+        (self.group_of_code.capacity() + self.new_groups.capacity()) * size_of::<usize>()
+            + self.new_codes.capacity() * 4
+    }
+
+    fn group(
+        &mut self,
+        keys: &DictionaryArray<Int32Type>,
+        key_type: &DataType,
+        groups: &mut dyn GroupValues,
+        row_groups: &mut Vec<usize>,
+    ) -> DfResult<()> {
+        let values = keys.values();
+        if !self.values.as_ref().is_some_and(|held| same_buffers(held, values)) {
+            self.values = Some(Arc::clone(values));
+            self.group_of_code.clear();
+            self.group_of_code.resize(values.len(), usize::MAX);
+        }
+        let codes = keys.keys();
+        // The codes no earlier row had, interned together.
+        self.new_codes.clear();
+        for (row, code) in codes.values().iter().enumerate() {
+            let code = *code as usize;
+            // A null row's code may be anything: test validity first.
+            if codes.is_valid(row) && self.group_of_code[code] == usize::MAX {
+                self.group_of_code[code] = usize::MAX - 1;
+                self.new_codes.push(code as u32);
+            }
+        }
+        if !self.new_codes.is_empty() {
+            let picked = take(values, &UInt32Array::from_iter_values(self.new_codes.iter().copied()), None)?;
+            groups.intern(&[cast(&picked, key_type)?], &mut self.new_groups)?;
+            for (code, group) in self.new_codes.iter().zip(&self.new_groups) {
+                self.group_of_code[*code as usize] = *group;
+            }
+        }
+        row_groups.clear();
+        if codes.null_count() > 0 && self.null_group.is_none() {
+            let mut one = Vec::new();
+            groups.intern(&[new_null_array(key_type, 1)], &mut one)?;
+            self.null_group = Some(one[0]);
+        }
+        let null_group = self.null_group.unwrap_or(usize::MAX);
+        match codes.nulls() {
+            None => row_groups.extend(codes.values().iter().map(|c| self.group_of_code[*c as usize])),
+            Some(nulls) => row_groups.extend(
+                codes
+                    .values()
+                    .iter()
+                    .zip(nulls.iter())
+                    .map(|(c, valid)| if valid { self.group_of_code[*c as usize] } else { null_group }),
+            ),
+        }
+        Ok(())
+    }
+}
+
+/// The grouping of several keys all read as dictionaries: each key's values numbered per
+/// column ([`DictionaryGroups`] over a table of that column's values), the numbers packed into
+/// one integer, and a map from that integer to the group, kept across batches.
+#[derive(Default)]
+struct CombinedGroups {
+    columns: Vec<(DictionaryGroups, Box<dyn GroupValues>)>,
+    /// Each row's number in each column, then the packed numbers.
+    numbers: Vec<Vec<usize>>,
+    packed: Vec<u64>,
+    group_of_packed: std::collections::HashMap<u64, usize, std::hash::BuildHasherDefault<PackedHasher>>,
+    /// A column has more values than its share of the 64 bits: this grouping is not used again.
+    gave_up: bool,
+}
+
+/// A group number not yet known: the `k`-th new combination of this batch is `PENDING + k`.
+const PENDING: usize = usize::MAX / 2;
+
+impl CombinedGroups {
+    fn size(&self) -> usize {
+        self.columns.iter().map(|(d, v)| d.size() + v.size()).sum::<usize>()
+            + self.numbers.iter().map(|n| n.capacity() * size_of::<usize>()).sum::<usize>()
+            + self.packed.capacity() * 8
+            + self.group_of_packed.capacity() * 24
+    }
+
+    /// Groups the batch and returns true, or returns false (and never groups again) when the
+    /// keys have too many values to pack.
+    fn group(
+        &mut self,
+        keys: &[ArrayRef],
+        key_types: &[DataType],
+        groups: &mut dyn GroupValues,
+        row_groups: &mut Vec<usize>,
+    ) -> DfResult<bool> {
+        let bits = 64 / keys.len() as u32;
+        if self.gave_up || bits < 8 {
+            return Ok(false);
+        }
+        if self.columns.is_empty() {
+            for t in key_types {
+                let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(vec![
+                    datafusion::arrow::datatypes::Field::new("k", t.clone(), true),
+                ]));
+                self.columns.push((DictionaryGroups::default(), new_group_values(schema, &GroupOrdering::None)?));
+                self.numbers.push(Vec::new());
+            }
+        }
+        for (c, key) in keys.iter().enumerate() {
+            let (numbering, values) = &mut self.columns[c];
+            numbering.group(key.as_dictionary::<Int32Type>(), &key_types[c], values.as_mut(), &mut self.numbers[c])?;
+            if values.len() >= 1 << bits {
+                self.gave_up = true;
+                return Ok(false);
+            }
+        }
+        let rows = keys[0].len();
+        self.packed.clear();
+        self.packed.resize(rows, 0);
+        for (c, numbers) in self.numbers.iter().enumerate() {
+            for (packed, n) in self.packed.iter_mut().zip(numbers) {
+                *packed |= (*n as u64) << (bits * c as u32);
+            }
+        }
+        row_groups.clear();
+        let mut first_rows: Vec<u32> = Vec::new();
+        for (row, packed) in self.packed.iter().enumerate() {
+            let group = *self.group_of_packed.entry(*packed).or_insert_with(|| {
+                first_rows.push(row as u32);
+                PENDING + first_rows.len() - 1
+            });
+            row_groups.push(group);
+        }
+        if !first_rows.is_empty() {
+            let firsts = UInt32Array::from(first_rows.clone());
+            let representatives = keys.iter().map(|k| take(k, &firsts, None)).collect::<Result<Vec<_>, _>>()?;
+            let mut new_groups = Vec::new();
+            groups.intern(&as_types(&representatives, key_types)?, &mut new_groups)?;
+            for (row, group) in first_rows.iter().zip(&new_groups) {
+                self.group_of_packed.insert(self.packed[*row as usize], *group);
+            }
+            for g in row_groups.iter_mut().filter(|g| **g >= PENDING) {
+                *g = new_groups[*g - PENDING];
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// The hasher of packed key numbers: one multiply, the numbers being small and dense.
+#[derive(Default)]
+struct PackedHasher(u64);
+
+impl std::hash::Hasher for PackedHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        let h = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = h ^ (h >> 29);
+    }
+}
+
+/// Whether two arrays are the same data: the same buffers at the same offset and length.
+fn same_buffers(a: &ArrayRef, b: &ArrayRef) -> bool {
+    let (a, b) = (a.to_data(), b.to_data());
+    a.len() == b.len()
+        && a.offset() == b.offset()
+        && a.buffers().len() == b.buffers().len()
+        && a.buffers().iter().zip(b.buffers()).all(|(x, y)| x.as_ptr() == y.as_ptr())
+}
+
+/// Writes column `c` of the row-major `words`: a view as it is, a dictionary code (equal codes
+/// in one batch are equal values), a fixed-width value widened, a null as its type's null word.
 fn fill_words(key: &ArrayRef, words: &mut [u128], c: usize, width: usize) {
-    let null_word = if let DataType::Utf8View = key.data_type() {
+    let null_word = if let Some(dict) = key.as_dictionary_opt::<Int32Type>() {
+        for (row, code) in dict.keys().values().iter().enumerate() {
+            words[row * width + c] = *code as u32 as u128;
+        }
+        NULL_FIXED
+    } else if let DataType::Utf8View = key.data_type() {
         for (row, view) in key.as_string_view().views().iter().enumerate() {
             words[row * width + c] = *view;
         }

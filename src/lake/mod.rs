@@ -293,12 +293,11 @@ impl ReadSnapshot {
     pub fn version(&self) -> u64 {
         self.snapshot.version()
     }
+}
 
-    /// A builder of delta-rs' table provider over this version.
-    pub fn provider(&self) -> deltalake::delta_datafusion::TableProviderBuilder {
-        deltalake::delta_datafusion::DeltaScanNext::builder()
-            .with_log_store(self.log_store.clone())
-            .with_snapshot(self.snapshot.clone())
+impl std::fmt::Debug for ReadSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadSnapshot").field("version", &self.version()).finish()
     }
 }
 

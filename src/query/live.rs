@@ -15,7 +15,7 @@ use crate::schema::TABLE_NAME;
 
 /// Registers `audit_log` and the views in `ctx`; returns the queries that became views.
 pub async fn register(lake: &Lake, ctx: &SessionContext, queries_dir: Option<&Path>) -> Result<Vec<NamedQuery>> {
-    let table = LatestTable::open(lake.clone(), ctx.state()).await?;
+    let table = LatestTable::open(lake.clone()).await?;
     ctx.register_table(TABLE_NAME, Arc::new(table))?;
     let mut views = Vec::new();
     for q in named::catalog(queries_dir)?.into_values() {
