@@ -461,7 +461,8 @@ struct DictionaryGroups {
     /// The dictionary mapped, held so that its buffers' addresses identify it.
     values: Option<ArrayRef>,
     /// Each code's group in DataFusion's table; `usize::MAX` until a row has that code (values
-    /// no row has must not become groups: the scan may have filtered those rows out).
+    /// no row has must not become groups: the scan may have filtered those rows out). No group
+    /// number comes near `usize::MAX`: each takes memory.
     group_of_code: Vec<usize>,
     null_group: Option<usize>,
     new_codes: Vec<u32>,
@@ -488,39 +489,43 @@ impl DictionaryGroups {
             self.group_of_code.resize(values.len(), usize::MAX);
         }
         let codes = keys.keys();
-        // The codes no earlier row had, interned together.
+        // Every row by its code (a null row's code is in range too: the reader checks all), then
+        // the null rows, then the codes no earlier row had, interned together.
+        row_groups.clear();
+        row_groups.extend(codes.values().iter().map(|c| self.group_of_code[*c as usize]));
+        if let Some(nulls) = codes.nulls().filter(|n| n.null_count() > 0) {
+            let null_group = match self.null_group {
+                Some(g) => g,
+                None => {
+                    let mut one = Vec::new();
+                    groups.intern(&[new_null_array(key_type, 1)], &mut one)?;
+                    *self.null_group.insert(one[0])
+                }
+            };
+            for row in (0..codes.len()).filter(|r| nulls.is_null(*r)) {
+                row_groups[row] = null_group;
+            }
+        }
+        if !row_groups.contains(&usize::MAX) {
+            return Ok(());
+        }
         self.new_codes.clear();
-        for (row, code) in codes.values().iter().enumerate() {
-            let code = *code as usize;
-            // A null row's code may be anything: test validity first.
-            if codes.is_valid(row) && self.group_of_code[code] == usize::MAX {
+        for (row, g) in row_groups.iter().enumerate() {
+            let code = codes.values()[row] as usize;
+            if *g == usize::MAX && self.group_of_code[code] == usize::MAX {
                 self.group_of_code[code] = usize::MAX - 1;
                 self.new_codes.push(code as u32);
             }
         }
-        if !self.new_codes.is_empty() {
-            let picked = take(values, &UInt32Array::from_iter_values(self.new_codes.iter().copied()), None)?;
-            groups.intern(&[cast(&picked, key_type)?], &mut self.new_groups)?;
-            for (code, group) in self.new_codes.iter().zip(&self.new_groups) {
-                self.group_of_code[*code as usize] = *group;
+        let picked = take(values, &UInt32Array::from_iter_values(self.new_codes.iter().copied()), None)?;
+        groups.intern(&[cast(&picked, key_type)?], &mut self.new_groups)?;
+        for (code, group) in self.new_codes.iter().zip(&self.new_groups) {
+            self.group_of_code[*code as usize] = *group;
+        }
+        for (row, g) in row_groups.iter_mut().enumerate() {
+            if *g == usize::MAX {
+                *g = self.group_of_code[codes.values()[row] as usize];
             }
-        }
-        row_groups.clear();
-        if codes.null_count() > 0 && self.null_group.is_none() {
-            let mut one = Vec::new();
-            groups.intern(&[new_null_array(key_type, 1)], &mut one)?;
-            self.null_group = Some(one[0]);
-        }
-        let null_group = self.null_group.unwrap_or(usize::MAX);
-        match codes.nulls() {
-            None => row_groups.extend(codes.values().iter().map(|c| self.group_of_code[*c as usize])),
-            Some(nulls) => row_groups.extend(
-                codes
-                    .values()
-                    .iter()
-                    .zip(nulls.iter())
-                    .map(|(c, valid)| if valid { self.group_of_code[*c as usize] } else { null_group }),
-            ),
         }
         Ok(())
     }

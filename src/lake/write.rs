@@ -29,7 +29,7 @@ use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
 use deltalake::kernel::{Action, Add, StructField, Transaction};
 use deltalake::operations::vacuum::VacuumMode;
-use deltalake::parquet::basic::{Compression, ZstdLevel};
+use deltalake::parquet::basic::{Compression, Encoding, ZstdLevel};
 use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::RecordBatchWriter;
@@ -123,6 +123,13 @@ pub struct Cursor {
 /// Parquet settings: zstd, row groups small enough to bound writer memory and to prune well,
 /// a bloom filter on `id` for point lookups.
 ///
+/// Two columns that aggregations read whole and that cannot be dictionaries are stored for
+/// reading speed: `timestamp` (`min/max(timestamp)`) as bit-packed deltas, uncompressed, and
+/// `resource_id` (`count(DISTINCT resource_id)`) compressed with LZ4. zstd's decompression had
+/// been a fifth of the CPU of by_actor and by_scenario on a 5M-event lake (perf, issue 21);
+/// by_actor there went from 102 to 82 ms with deltas (LZ4 alone: 102 ms, zstd: 105 ms), and the
+/// table is 8% larger than all-zstd (310 against 286 MB).
+///
 /// Columns that are unique or nearly so per row skip dictionary encoding: a dictionary of them
 /// only grows until Parquet gives up on it, after hashing every value (measured: the interner
 /// was the writer's largest cost after zstd).
@@ -140,6 +147,12 @@ pub fn writer_properties() -> WriterProperties {
     for unique in [col::ID, col::TIMESTAMP, col::SOURCE, col::EXTRA_DATA, col::EXTRA] {
         b = b.set_column_dictionary_enabled(unique.into(), false);
     }
+    // Timestamps as deltas, bit-packed: a third of their plain size, and quicker to unpack than
+    // zstd is to decompress; zstd finds nothing more to squeeze out of them.
+    b = b
+        .set_column_encoding(col::TIMESTAMP.into(), Encoding::DELTA_BINARY_PACKED)
+        .set_column_compression(col::TIMESTAMP.into(), Compression::UNCOMPRESSED)
+        .set_column_compression(col::RESOURCE_ID.into(), Compression::LZ4_RAW);
     b.build()
 }
 
