@@ -396,7 +396,7 @@ fn not_null_column(f: &Expr) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
-    use datafusion::prelude::{col, lit};
+    use datafusion::prelude::{SessionContext, col, lit};
 
     use super::*;
 

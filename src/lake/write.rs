@@ -123,16 +123,13 @@ pub struct Cursor {
 /// Parquet settings: zstd, row groups small enough to bound writer memory and to prune well,
 /// a bloom filter on `id` for point lookups.
 ///
-/// Two columns that aggregations read whole and that cannot be dictionaries are stored for
-/// reading speed: `timestamp` (`min/max(timestamp)`) as bit-packed deltas, uncompressed, and
-/// `resource_id` (`count(DISTINCT resource_id)`) compressed with LZ4. zstd's decompression had
-/// been a fifth of the CPU of by_actor and by_scenario on a 5M-event lake (perf, issue 21);
-/// by_actor there went from 102 to 82 ms with deltas (LZ4 alone: 102 ms, zstd: 105 ms), and the
-/// table is 8% larger than all-zstd (310 against 286 MB).
-///
-/// Columns that are unique or nearly so per row skip dictionary encoding: a dictionary of them
-/// only grows until Parquet gives up on it, after hashing every value (measured: the interner
-/// was the writer's largest cost after zstd).
+/// Two columns that aggregations read whole are stored for reading speed: `timestamp`
+/// (`min/max(timestamp)`) as bit-packed deltas, uncompressed, and `resource_id`
+/// (`count(DISTINCT resource_id)`) with a dictionary large enough for a whole row group, where the
+/// default page limit had it fall back to plain strings after the first few thousand. zstd's
+/// decompression of those plain values had been a fifth of the CPU of by_actor and by_scenario on
+/// a 5M-event lake (perf, issue 21). There, by_actor went from 102 to 82 ms, by_scenario from 143
+/// to 129 ms, and the table from 286 to 280 MB.
 pub fn writer_properties() -> WriterProperties {
     const ZSTD_LEVEL: i32 = 1;
     const PAGE_BYTES: usize = 128 * 1024;
@@ -151,8 +148,9 @@ pub fn writer_properties() -> WriterProperties {
     // zstd is to decompress; zstd finds nothing more to squeeze out of them.
     b = b
         .set_column_encoding(col::TIMESTAMP.into(), Encoding::DELTA_BINARY_PACKED)
-        .set_column_compression(col::TIMESTAMP.into(), Compression::UNCOMPRESSED)
-        .set_column_compression(col::RESOURCE_ID.into(), Compression::LZ4_RAW);
+        .set_column_compression(col::TIMESTAMP.into(), Compression::UNCOMPRESSED);
+    // A row group's resource ids (tens of thousands, many repeated) fit one dictionary page.
+    b = b.set_column_dictionary_page_size_limit(col::RESOURCE_ID.into(), 4 << 20);
     b.build()
 }
 
