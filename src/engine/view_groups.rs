@@ -34,7 +34,7 @@ use datafusion::arrow::compute::{cast, take};
 use datafusion::arrow::datatypes::{DataType, Int32Type, SchemaRef};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::error::Result as DfResult;
+use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
@@ -489,10 +489,11 @@ impl DictionaryGroups {
             self.group_of_code.resize(values.len(), usize::MAX);
         }
         let codes = keys.keys();
-        // Every row by its code (a null row's code is in range too: the reader checks all), then
-        // the null rows, then the codes no earlier row had, interned together.
+        // Every row by its code, then the null rows, then the codes no earlier row had, interned
+        // together. A null row's code may be anything (an all-null chunk has an empty dictionary).
         row_groups.clear();
-        row_groups.extend(codes.values().iter().map(|c| self.group_of_code[*c as usize]));
+        row_groups
+            .extend(codes.values().iter().map(|c| self.group_of_code.get(*c as usize).copied().unwrap_or(usize::MAX)));
         if let Some(nulls) = codes.nulls().filter(|n| n.null_count() > 0) {
             let null_group = match self.null_group {
                 Some(g) => g,
@@ -512,6 +513,12 @@ impl DictionaryGroups {
         self.new_codes.clear();
         for (row, g) in row_groups.iter().enumerate() {
             let code = codes.values()[row] as usize;
+            if *g == usize::MAX && code >= values.len() {
+                return Err(DataFusionError::Internal(format!(
+                    "dictionary code {code} out of range for {} values",
+                    values.len()
+                )));
+            }
             if *g == usize::MAX && self.group_of_code[code] == usize::MAX {
                 self.group_of_code[code] = usize::MAX - 1;
                 self.new_codes.push(code as u32);
