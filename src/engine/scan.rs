@@ -136,7 +136,9 @@ impl AdaptiveScan {
         let read = &self.read;
         let mut files = Vec::new();
         let mut dates = Vec::new();
-        let mut views = read.snapshot.file_views(read.log_store.as_ref(), None);
+        let (file_schema, typed) = (file_schema(), self.typed_files);
+        let pruning = kernel_date_predicate(date_filters).map(Arc::new);
+        let mut views = read.snapshot.file_views(read.log_store.as_ref(), pruning);
         while let Some(file) = views.try_next().await.map_err(df_err)? {
             let bad = |reason: &str| df_err(Error::TableFile { path: file.path().to_string(), reason: reason.into() });
             let date = lake::file_date(&file).ok_or_else(|| bad("no date partition value"))?;
@@ -153,12 +155,12 @@ impl AdaptiveScan {
                 version: None,
             });
             let rows = file.num_records().map_or(Precision::Absent, Precision::Exact);
-            let mut stats = Statistics::new_unknown(&file_schema());
+            let mut stats = Statistics::new_unknown(&file_schema);
             stats.num_rows = rows;
             stats.total_byte_size = Precision::Inexact(size as usize);
             part = part.with_partition_values(vec![super::date_scalar(date)]).with_statistics(Arc::new(stats));
-            if self.typed_files {
-                part = part.with_arrow_schema(file_schema());
+            if typed {
+                part = part.with_arrow_schema(Arc::clone(&file_schema));
             }
             dates.push(crate::time::days_since_epoch(date));
             files.push(part);
@@ -242,6 +244,45 @@ impl AdaptiveScan {
             .build();
         Ok(DataSourceExec::from_data_source(config))
     }
+}
+
+/// The comparisons of `date` with a date among `filters`, as a kernel predicate that skips the
+/// other days' files while the log is replayed (their statistics are then never parsed: on a
+/// year of daily files, 6 ms of a one-day query's 20). Only an optimisation: every filter on
+/// `date` is still evaluated on the files listed.
+fn kernel_date_predicate(filters: &[&Expr]) -> Option<delta_kernel::expressions::Predicate> {
+    use datafusion::logical_expr::{BinaryExpr, Operator};
+    use datafusion::scalar::ScalarValue;
+    use delta_kernel::expressions::{Expression as K, Predicate, Scalar};
+    let date_of = |e: &Expr| match e {
+        Expr::Literal(ScalarValue::Date32(Some(d)), _) => Some(*d),
+        _ => None,
+    };
+    let is_date = |e: &Expr| matches!(e, Expr::Column(col) if col.name == c::DATE);
+    let mut parts = Vec::new();
+    for f in filters.iter().flat_map(|f| split_conjunction(f)) {
+        let Expr::BinaryExpr(BinaryExpr { left, op, right }) = f else { continue };
+        // `date OP day`, or `day OP date` turned around.
+        let (op, day) = match (is_date(left), date_of(right), date_of(left), is_date(right)) {
+            (true, Some(d), _, _) => (*op, d),
+            (_, _, Some(d), true) => match op.swap() {
+                Some(op) => (op, d),
+                None => continue,
+            },
+            _ => continue,
+        };
+        let column = K::column([c::DATE]);
+        let day = Scalar::Date(day);
+        parts.push(match op {
+            Operator::Eq => Predicate::eq(column, day),
+            Operator::Lt => Predicate::lt(column, day),
+            Operator::LtEq => Predicate::le(column, day),
+            Operator::Gt => Predicate::gt(column, day),
+            Operator::GtEq => Predicate::ge(column, day),
+            _ => continue,
+        });
+    }
+    (!parts.is_empty()).then(|| Predicate::and_from(parts))
 }
 
 fn date_field() -> Field {
