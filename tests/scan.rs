@@ -11,7 +11,7 @@ use auditlake::ingest::{IngestOptions, ingest};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::physical_plan::{ExecutionPlan, displayable};
 use datafusion::prelude::SessionContext;
 
@@ -30,8 +30,12 @@ async fn lake(dir: &std::path::Path) -> Lake {
 /// `audit_log` in auditlake's local session, and the same scan in a session of DataFusion's
 /// operators alone, with small batches so that each dictionary spans several.
 async fn sessions(lake: &Lake) -> (SessionContext, SessionContext) {
+    sessions_with(lake, Arc::new(RuntimeEnv::default())).await
+}
+
+async fn sessions_with(lake: &Lake, runtime: Arc<RuntimeEnv>) -> (SessionContext, SessionContext) {
     let config = engine::session_config().unwrap().with_batch_size(1000).with_target_partitions(2);
-    let ours = engine::local_context(config.clone(), Arc::new(RuntimeEnv::default()));
+    let ours = engine::local_context(config.clone(), runtime);
     let plain = SessionContext::new_with_config(config);
     for ctx in [&ours, &plain] {
         let (df, _) = engine::base_table(lake, ctx, None, &Engine::Local).await.unwrap();
@@ -116,4 +120,22 @@ async fn a_date_filter_opens_only_that_days_files() {
     assert_eq!(plan.matches("date=2026-09-03").count(), 1, "{plan}");
     assert!(!plan.contains("date=2026-09-01") && !plan.contains("date=2026-09-02"), "{plan}");
     assert!(!plan.contains("FilterExec"), "{plan}");
+}
+
+#[tokio::test]
+async fn groups_handed_on_early_under_memory_pressure_stay_right() {
+    // So little memory that the partial aggregation hands on its groups after every batch, and
+    // the group numbers it held for dictionary codes must start again.
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake(dir.path()).await;
+    let runtime = RuntimeEnvBuilder::new().with_memory_limit(64 << 10, 1.0).build_arc().unwrap();
+    let (ours, plain) = sessions_with(&lake, runtime).await;
+    for sql in [
+        "SELECT action, count(*) AS n FROM audit_log GROUP BY action ORDER BY n DESC, action",
+        "SELECT actor_name, actor_type, email, count(*) AS n FROM audit_log GROUP BY 1, 2, 3 ORDER BY n DESC, 1, 2, 3",
+    ] {
+        let (want, _) = answer(&plain, sql).await;
+        let (got, plan) = answer(&ours, sql).await;
+        assert_eq!(got, want, "{sql}\n{plan}");
+    }
 }

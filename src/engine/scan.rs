@@ -224,7 +224,11 @@ impl AdaptiveScan {
         let mut source = ParquetSource::new(table_schema)
             .with_table_parquet_options(options)
             .with_parquet_file_reader_factory(Arc::new(reader));
-        if let Some(predicate) = conjunction(data_filters.into_iter().cloned()) {
+        // The null tests prune row groups by their null counts. The other (inexact) filters stay
+        // in a `FilterExec` above, which DataFusion pushes into this scan itself, for pruning and
+        // row filtering: adding them here too had each row filter evaluated twice.
+        let null_tests = data_filters.into_iter().filter(|f| not_null_column(f).is_some()).cloned();
+        if let Some(predicate) = conjunction(null_tests) {
             let df_schema = DFSchema::try_from(scan_schema.as_ref().clone())?;
             source = source.with_predicate(state.create_physical_expr(predicate, &df_schema)?);
         }

@@ -17,6 +17,10 @@
 //!    dictionaries, still meet in one group);
 //! 3. updates DataFusion's own accumulators with the resulting group of every row.
 //!
+//! Keys read as Parquet dictionaries ([`super::dictionary_keys`]) skip step 1: a single key maps
+//! each code to its group with one array lookup, kept while batches share the dictionary; several
+//! keys number each column's values, pack the numbers into one integer and map that to the group.
+//!
 //! Equal words imply equal values (a view names its length, prefix, buffer and offset), so a
 //! local group never mixes values; equal values with different words only make more local
 //! groups. The answer is DataFusion's in every case. Where keys are mostly distinct (a batch
@@ -330,6 +334,9 @@ impl Aggregation {
             return Ok(());
         }
         let mut columns = self.groups.emit(EmitTo::All)?;
+        // The group numbers held for dictionary codes named groups just emitted.
+        self.dictionary = DictionaryGroups::default();
+        self.combined.group_of_packed.clear();
         for acc in &mut self.accumulators {
             columns.extend(acc.state(EmitTo::All)?);
         }
