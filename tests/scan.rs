@@ -130,12 +130,19 @@ async fn groups_handed_on_early_under_memory_pressure_stay_right() {
     let lake = lake(dir.path()).await;
     let runtime = RuntimeEnvBuilder::new().with_memory_limit(64 << 10, 1.0).build_arc().unwrap();
     let (ours, plain) = sessions_with(&lake, runtime).await;
+    // No ORDER BY: a sort reserves more than this whole budget. The rows are compared sorted.
+    let sorted = |table: String| {
+        let mut lines: Vec<String> = table.lines().map(str::to_string).collect();
+        lines.sort();
+        lines
+    };
     for sql in [
-        "SELECT action, count(*) AS n FROM audit_log GROUP BY action ORDER BY n DESC, action",
-        "SELECT actor_name, actor_type, email, count(*) AS n FROM audit_log GROUP BY 1, 2, 3 ORDER BY n DESC, 1, 2, 3",
+        "SELECT action, count(*) AS n FROM audit_log GROUP BY action",
+        "SELECT actor_name, actor_type, email, count(*) AS n FROM audit_log GROUP BY 1, 2, 3",
     ] {
         let (want, _) = answer(&plain, sql).await;
         let (got, plan) = answer(&ours, sql).await;
-        assert_eq!(got, want, "{sql}\n{plan}");
+        assert!(plan.contains("ViewGroupsAggregateExec"), "{sql}: not used:\n{plan}");
+        assert_eq!(sorted(got), sorted(want), "{sql}\n{plan}");
     }
 }

@@ -334,6 +334,9 @@ impl Aggregation {
             return Ok(());
         }
         let mut columns = self.groups.emit(EmitTo::All)?;
+        // Emitting all leaves a multi-column table's hash map pointing at the emitted groups;
+        // DataFusion's own aggregation clears it after, and so must this one.
+        self.groups.clear_shrink(self.batch_size);
         // The group numbers held for dictionary codes named groups just emitted.
         self.dictionary = DictionaryGroups::default();
         self.combined.group_of_packed.clear();
