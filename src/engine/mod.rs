@@ -2,9 +2,9 @@
 //! `action_family` function and auditlake's settings, on this machine or on a Ballista cluster.
 //!
 //! The table is registered as a scan of the live files its Delta log lists ([`scan`]), so a
-//! filter on `date` picks files and Parquet statistics prune row groups. A `--since/--until` window is
-//! applied by registering `audit_log` as the table filtered to the window: every query, named or
-//! not, sees only those rows, and the filter is pushed down to the scan.
+//! filter on `date` picks files and Parquet statistics prune row groups. A `--since/--until`
+//! window is applied by registering `audit_log` as the table filtered to the window: every query,
+//! named or not, sees only those rows, and the filter is pushed down to the scan.
 //!
 //! Guarantee: statements that create, change or write anything (DDL, DML, `COPY`, `SET`) are
 //! refused before planning ([`guard`]), and DataFusion's own guard is kept as a second line.
@@ -50,6 +50,7 @@ pub(crate) fn date_lit(d: NaiveDate) -> datafusion::prelude::Expr {
     lit(date_scalar(d))
 }
 
+/// Days since the epoch, as DataFusion's Date32 value.
 pub(crate) fn date_scalar(d: NaiveDate) -> ScalarValue {
     ScalarValue::Date32(Some(days_since_epoch(d)))
 }
