@@ -28,11 +28,10 @@ use super::date_lit;
 pub fn table(lake: &Lake, table: &DeltaTable, ctx: &SessionContext) -> Result<DataFrame> {
     let snapshot = table.snapshot().map_err(|e| lake.delta_err("reading", e))?;
     let root = lake::with_trailing_slash(table.table_url().clone());
-    let mut days: BTreeMap<String, Vec<ListingTableUrl>> = BTreeMap::new();
+    let mut days: BTreeMap<chrono::NaiveDate, Vec<ListingTableUrl>> = BTreeMap::new();
     for file in snapshot.log_data().iter() {
-        // Every file auditlake writes has one; a file without would silently go missing.
+        let date = lake::file_day(&file)?;
         let bad = |reason: String| Error::TableFile { path: file.path().to_string(), reason };
-        let date = lake::file_date(&file).ok_or_else(|| bad("no date partition value".into()))?;
         // Log paths are relative and URL-encoded, which is what `join` expects.
         let url = root.join(&file.path()).map_err(|e| bad(e.to_string()))?;
         days.entry(date).or_default().push(ListingTableUrl::parse(url.as_str())?);
@@ -50,11 +49,7 @@ pub fn table(lake: &Lake, table: &DeltaTable, ctx: &SessionContext) -> Result<Da
     let options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
 
     let mut union: Option<DataFrame> = None;
-    for (date, urls) in days {
-        let day = crate::time::parse_date(&date).ok_or_else(|| Error::TableFile {
-            path: format!("date={date}/"),
-            reason: "the partition value is not a date".into(),
-        })?;
+    for (day, urls) in days {
         let config = ListingTableConfig::new_with_multi_paths(urls)
             .with_listing_options(options.clone())
             .with_schema(file_schema.clone());

@@ -141,8 +141,7 @@ impl AdaptiveScan {
         let mut views = read.snapshot.file_views(read.log_store.as_ref(), pruning);
         while let Some(file) = views.try_next().await.map_err(df_err)? {
             let bad = |reason: &str| df_err(Error::TableFile { path: file.path().to_string(), reason: reason.into() });
-            let date = lake::file_date(&file).ok_or_else(|| bad("no date partition value"))?;
-            let date = crate::time::parse_date(&date).ok_or_else(|| bad("the date partition value is not a date"))?;
+            let date = lake::file_day(&file).map_err(df_err)?;
             if file.deletion_vector_descriptor().is_some() {
                 return Err(bad("the file has a deletion vector, which auditlake does not write or read"));
             }

@@ -621,7 +621,7 @@ impl CombinedGroups {
             row_groups.push(group);
         }
         if !first_rows.is_empty() {
-            let firsts = UInt32Array::from(first_rows.clone());
+            let firsts = UInt32Array::from_iter_values(first_rows.iter().copied());
             let representatives = keys.iter().map(|k| take(k, &firsts, None)).collect::<Result<Vec<_>, _>>()?;
             let mut new_groups = Vec::new();
             groups.intern(&as_types(&representatives, key_types)?, &mut new_groups)?;

@@ -87,6 +87,14 @@ pub fn file_date(file: &deltalake::kernel::LogicalFileView) -> Option<String> {
     file.partition_values_map().get(PARTITION_COLUMN).cloned().flatten()
 }
 
+/// The date partition a live file belongs to, for the readers that need it as a date: an error
+/// naming the file when it has none (the file would silently go missing) or it is not a date.
+pub fn file_day(file: &deltalake::kernel::LogicalFileView) -> Result<chrono::NaiveDate> {
+    let bad = |reason: &str| Error::TableFile { path: file.path().to_string(), reason: reason.into() };
+    let date = file_date(file).ok_or_else(|| bad("no date partition value"))?;
+    crate::time::parse_date(&date).ok_or_else(|| bad("the partition value is not a date"))
+}
+
 /// Paths (relative to the table) of the live files in the given date partitions.
 pub fn files_in_partitions(lake: &Lake, table: &DeltaTable, dates: &BTreeSet<String>) -> Result<HashSet<String>> {
     let snapshot = table.snapshot().map_err(|e| lake.delta_err("reading", e))?;

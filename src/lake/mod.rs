@@ -34,7 +34,7 @@ use url::Url;
 use crate::error::{Error, Result};
 use crate::schema::TABLE_NAME;
 
-pub use keys::{KeySet, file_date, id_key};
+pub use keys::{KeySet, file_date, file_day, id_key};
 pub use stats::{TableStats, table_stats};
 pub use store::{cloud_schemes, cloud_store, s3_store};
 
