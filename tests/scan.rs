@@ -91,6 +91,29 @@ async fn dictionary_keys_give_datafusions_answers() {
         ("SELECT action, count(*) FROM audit_log WHERE date = DATE '2026-09-02' GROUP BY 1 ORDER BY 1", true),
         // A key an aggregate also reads keeps its type.
         ("SELECT action, max(action), count(*) FROM audit_log GROUP BY 1 ORDER BY 1", false),
+        // Distinct counts of strings, over dictionary keys and over unnested tags.
+        (
+            "SELECT scenario_id, count(*) AS n, count(DISTINCT resource_id) FROM audit_log \
+             WHERE scenario_id IS NOT NULL GROUP BY scenario_id ORDER BY n DESC, scenario_id",
+            true,
+        ),
+        (
+            "SELECT tag, count(*) AS n, count(DISTINCT resource_id), count(DISTINCT actor_name) FROM \
+             (SELECT unnest(tags) AS tag, resource_id, actor_name FROM audit_log WHERE tags IS NOT NULL) \
+             GROUP BY tag ORDER BY n DESC, tag",
+            false,
+        ),
+        (
+            "SELECT action, count(DISTINCT resource_id) AS k, count(DISTINCT email) FROM audit_log \
+             WHERE actor_type = 'api_key' GROUP BY action ORDER BY k DESC, action",
+            true,
+        ),
+        // Keys in another order than the scan's columns: the projection between is rebuilt.
+        (
+            "SELECT count(*), count(DISTINCT scenario_id) FROM \
+             (SELECT DISTINCT scenario_id, resource_id FROM audit_log WHERE scenario_id IS NOT NULL)",
+            true,
+        ),
         // Keys with a column that is not read as a dictionary.
         ("SELECT action, resource_id, count(*) FROM audit_log GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT 20", true),
     ];

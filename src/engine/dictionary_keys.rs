@@ -69,8 +69,9 @@ fn rewrite(plan: &Arc<dyn ExecutionPlan>, names: &[String]) -> DfResult<Option<A
     if let Some(scan) = plan.downcast_ref::<DataSourceExec>() {
         return rewrite_scan(scan, names);
     }
+    let projection = plan.downcast_ref::<ProjectionExec>();
     let passes_through = plan.is::<DropNullsExec>()
-        || plan.downcast_ref::<ProjectionExec>().is_some_and(|p| {
+        || projection.is_some_and(|p| {
             p.expr().iter().all(|e| e.expr.downcast_ref::<Column>().is_some_and(|c| c.name() == e.alias))
         });
     if !passes_through {
@@ -78,6 +79,11 @@ fn rewrite(plan: &Arc<dyn ExecutionPlan>, names: &[String]) -> DfResult<Option<A
     }
     let child = plan.children()[0];
     let Some(child) = rewrite(child, names)? else { return Ok(None) };
+    // A projection is rebuilt from its expressions: replacing its child keeps the output schema
+    // it computed for string views (a reordering projection then failed at run time).
+    if let Some(p) = projection {
+        return Ok(Some(Arc::new(ProjectionExec::try_new(p.expr().to_vec(), child)?)));
+    }
     let options = ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute);
     Ok(Some(Arc::clone(plan).replace_children(vec![child], options)?))
 }

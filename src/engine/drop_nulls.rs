@@ -117,6 +117,33 @@ pub fn drop_nulls(batch: &RecordBatch, columns: &[usize]) -> Result<RecordBatch,
 fn filter_list(list: &ListArray, keep: &BooleanArray, predicate: &FilterPredicate) -> Result<ListArray, ArrowError> {
     let offsets = list.value_offsets();
     let values = list.values();
+    let nulls = match list.nulls() {
+        None => None,
+        Some(nulls) => {
+            let valid = predicate.filter(&BooleanArray::new(nulls.inner().clone(), None))?;
+            Some(valid.as_boolean().values().clone().into())
+        }
+    };
+    let field = match list.data_type() {
+        DataType::List(field) => field.clone(),
+        _ => unreachable!("a list array"),
+    };
+    // Rows dropped for a null list usually hold no values (Parquet's reader writes them so):
+    // then the kept rows' values are contiguous, and only the offsets change.
+    let mut kept_ends = Vec::with_capacity(keep.true_count() + 1);
+    kept_ends.push(offsets[0]);
+    let mut contiguous = true;
+    for (window, kept) in offsets.windows(2).zip(keep.values().iter()) {
+        if kept {
+            kept_ends.push(window[1]);
+        } else if window[1] != window[0] {
+            contiguous = false;
+            break;
+        }
+    }
+    if contiguous {
+        return ListArray::try_new(field, OffsetBuffer::new(kept_ends.into()), Arc::clone(values), nulls);
+    }
     let mut value_mask = BooleanBufferBuilder::new(values.len());
     // A sliced list's values may begin past the start of its values array.
     value_mask.append_n(offsets[0] as usize, false);
@@ -132,17 +159,6 @@ fn filter_list(list: &ListArray, keep: &BooleanArray, predicate: &FilterPredicat
     }
     value_mask.append_n(values.len() - value_mask.len(), false);
     let values = filter(values, &BooleanArray::new(value_mask.finish(), None))?;
-    let nulls = match list.nulls() {
-        None => None,
-        Some(nulls) => {
-            let valid = predicate.filter(&BooleanArray::new(nulls.inner().clone(), None))?;
-            Some(valid.as_boolean().values().clone().into())
-        }
-    };
-    let field = match list.data_type() {
-        DataType::List(field) => field.clone(),
-        _ => unreachable!("a list array"),
-    };
     ListArray::try_new(field, OffsetBuffer::new(new_offsets.into()), values, nulls)
 }
 

@@ -12,6 +12,7 @@
 #[cfg(feature = "cluster")]
 pub mod cluster;
 pub mod dictionary_keys;
+pub mod distinct_count;
 pub mod drop_nulls;
 pub mod functions;
 pub mod guard;

@@ -87,9 +87,9 @@ impl PhysicalOptimizerRule for ViewGroupsRule {
     }
 }
 
-/// A plain partial aggregation (no grouping sets, filters, ordering, limits or DISTINCT) over
-/// keys that all have raw words, at least one of them a string view, with accumulators that
-/// take group indices.
+/// A plain partial aggregation (no grouping sets, filters, ordering or limits) over keys that
+/// all have raw words, at least one of them a string view, with accumulators that take group
+/// indices; of the DISTINCT aggregates, only counts of strings ([`super::distinct_count`]).
 fn eligible(aggregate: &AggregateExec) -> DfResult<bool> {
     let group_by = aggregate.group_expr();
     if *aggregate.mode() != AggregateMode::Partial
@@ -103,13 +103,17 @@ fn eligible(aggregate: &AggregateExec) -> DfResult<bool> {
     {
         return Ok(false);
     }
+    let input = aggregate.input_schema();
     let simple = |a: &Arc<datafusion::physical_expr::aggregate::AggregateFunctionExpr>| {
-        a.groups_accumulator_supported() && !a.is_distinct() && a.order_bys().is_empty()
+        if a.is_distinct() {
+            super::distinct_count::supported(a, &input)
+        } else {
+            a.groups_accumulator_supported() && a.order_bys().is_empty()
+        }
     };
     if !aggregate.aggr_expr().iter().all(simple) {
         return Ok(false);
     }
-    let input = aggregate.input_schema();
     let mut any_view = false;
     for (expr, _) in group_by.expr() {
         let t = expr.data_type(&input)?;
@@ -247,8 +251,15 @@ impl Aggregation {
     ) -> DfResult<Self> {
         let input_schema = aggregate.input().schema();
         let group_schema = aggregate.group_expr().group_schema(&input_schema)?;
-        let accumulators =
-            aggregate.aggr_expr().iter().map(|a| a.create_groups_accumulator()).collect::<DfResult<Vec<_>>>()?;
+        let accumulator = |a: &Arc<datafusion::physical_expr::aggregate::AggregateFunctionExpr>| {
+            if a.is_distinct() {
+                // `eligible` took only the distinct counts of strings.
+                Ok(super::distinct_count::accumulator(a.expressions()[0].data_type(&input_schema)?))
+            } else {
+                a.create_groups_accumulator()
+            }
+        };
+        let accumulators = aggregate.aggr_expr().iter().map(accumulator).collect::<DfResult<Vec<_>>>()?;
         let reservation =
             MemoryConsumer::new(format!("ViewGroupsAggregate[{partition}]")).register(context.memory_pool());
         Ok(Aggregation {
