@@ -182,13 +182,16 @@ pub(super) async fn load(
         let known = Arc::new(KnownIds::new(lake, table, runtime.clone()));
         let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<Chunk>(workers);
         let work_rx = Arc::new(std::sync::Mutex::new(work_rx));
+        // Chunk buffers go back to the reader when done: a fresh 4 MiB buffer a chunk cost page
+        // faults (the kernel zeroing pages) on every one.
+        let (spare_tx, spare_rx) = std::sync::mpsc::channel::<Vec<u8>>();
         let mut threads = Vec::new();
         for i in 0..workers {
-            let (work_rx, tx, known) = (work_rx.clone(), tx.clone(), known.clone());
+            let (work_rx, tx, known, spare) = (work_rx.clone(), tx.clone(), known.clone(), spare_tx.clone());
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("auditlake-normalise-{i}"))
-                    .spawn(move || normalise_chunks(&work_rx, &known, ingested_at, &tx))
+                    .spawn(move || normalise_chunks(&work_rx, &known, ingested_at, &tx, &spare))
                     .expect("spawn normaliser thread"),
             );
         }
@@ -196,7 +199,10 @@ pub(super) async fn load(
         threads.push(
             std::thread::Builder::new()
                 .name("auditlake-read".into())
-                .spawn(move || read_inputs(&inputs, batch_rows, max_entry, bytes_read, &runtime, &work_tx, &tx))
+                .spawn(move || {
+                    let buffers = Buffers { spare: spare_rx };
+                    read_inputs(&inputs, batch_rows, max_entry, bytes_read, &runtime, &work_tx, &tx, &buffers)
+                })
                 .expect("spawn reader thread"),
         );
         threads
@@ -376,6 +382,7 @@ enum Cut {
 /// The reader thread: delimits every entry of every input and hands them out in chunks. An input
 /// that cannot be opened, or fails part way (a truncated gzip, an I/O error), is reported and
 /// the run goes on with the next: the entries read before the failure were whole and are kept.
+#[allow(clippy::too_many_arguments)]
 fn read_inputs(
     inputs: &[Input],
     batch_rows: usize,
@@ -384,6 +391,7 @@ fn read_inputs(
     runtime: &tokio::runtime::Handle,
     work: &std::sync::mpsc::SyncSender<Chunk>,
     tx: &mpsc::Sender<Output>,
+    buffers: &Buffers,
 ) {
     let skipped = |input: &str, reason: String| {
         let msg = Msg::Skipped(Skipped { input: input.to_string(), reason });
@@ -401,7 +409,7 @@ fn read_inputs(
                 continue;
             }
         };
-        let new_chunk = |seq| Chunk { seq, name: name.clone(), text: Vec::new(), records: Vec::new() };
+        let new_chunk = |seq| Chunk { seq, name: name.clone(), text: buffers.take(), records: Vec::new() };
         let mut chunk = new_chunk(seq);
         let mut entries = 0u64;
         // A closed channel means the writer stopped (error or Ctrl-C): stop reading.
@@ -444,6 +452,17 @@ fn read_inputs(
     }
 }
 
+/// Chunk text buffers the workers are done with, for the reader to fill again.
+struct Buffers {
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
+}
+
+impl Buffers {
+    fn take(&self) -> Vec<u8> {
+        self.spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK_BYTES + (64 << 10)))
+    }
+}
+
 /// An error's message without the input's name (the skipped record names the input).
 fn root_message(e: &Error) -> String {
     match e {
@@ -459,6 +478,7 @@ fn normalise_chunks(
     known: &KnownIds,
     ingested_at: i64,
     tx: &mpsc::Sender<Output>,
+    spare: &std::sync::mpsc::Sender<Vec<u8>>,
 ) {
     let mut builder = BatchBuilder::new(ingested_at);
     let mut source = String::new();
@@ -527,6 +547,9 @@ fn normalise_chunks(
         if !builder.is_empty() {
             msgs.push(Msg::Batch(builder.finish().expect("batch matches schema")));
         }
+        let mut text = chunk.text;
+        text.clear();
+        let _ = spare.send(text);
         if tx.blocking_send(Output { seq: Some(chunk.seq), msgs }).is_err() {
             return;
         }

@@ -144,6 +144,11 @@ pub fn writer_properties() -> WriterProperties {
     for unique in [col::ID, col::TIMESTAMP, col::SOURCE, col::EXTRA_DATA, col::EXTRA] {
         b = b.set_column_dictionary_enabled(unique.into(), false);
     }
+    // Long or random text whose min/max prunes nothing (ids are found by their bloom filter):
+    // no statistics, which the writer otherwise computes by comparing every value.
+    for unprunable in [col::ID, col::SOURCE, col::EXTRA_DATA, col::EXTRA] {
+        b = b.set_column_statistics_enabled(unprunable.into(), EnabledStatistics::None);
+    }
     // Timestamps as deltas, bit-packed: a third of their plain size, and quicker to unpack than
     // zstd is to decompress; zstd finds nothing more to squeeze out of them.
     b = b
