@@ -237,9 +237,13 @@ impl GroupsAccumulator for DistinctStrings {
         // Each emitted group's values, in one list row per group.
         let mut offsets = Vec::with_capacity(n + 1);
         offsets.push(0i32);
+        let mut total = 0usize;
         for set in &sets {
-            let total = offsets[offsets.len() - 1] + i32::try_from(set.ends.len()).expect("under u32::MAX / 2 values");
-            offsets.push(total);
+            total += set.ends.len();
+            let end = i32::try_from(total).map_err(|_| {
+                DataFusionError::ResourcesExhausted("count(DISTINCT): over 2^31 values in one state".into())
+            })?;
+            offsets.push(end);
         }
         let texts = sets.iter().flat_map(|set| {
             (0..set.ends.len()).map(|i| std::str::from_utf8(set.value(i)).expect("read from a string array"))
