@@ -141,6 +141,8 @@ pub fn writer_properties() -> WriterProperties {
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_column_bloom_filter_enabled(col::ID.into(), true)
         .set_column_bloom_filter_fpp(col::ID.into(), 0.01);
+    // Unique or nearly so per row: a dictionary of them only grows until Parquet gives up on it,
+    // after hashing every value (the interner was the writer's largest cost after zstd).
     for unique in [col::ID, col::TIMESTAMP, col::SOURCE, col::EXTRA_DATA, col::EXTRA] {
         b = b.set_column_dictionary_enabled(unique.into(), false);
     }
