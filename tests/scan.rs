@@ -146,6 +146,47 @@ async fn a_date_filter_opens_only_that_days_files() {
 }
 
 #[tokio::test]
+async fn the_log_read_directly_lists_the_kernels_files_at_every_version() {
+    use auditlake::lake::log;
+    use auditlake::maintain::{self, CompactOptions};
+    let dir = tempfile::tempdir().unwrap();
+    // Versions 0-2: the table and two ingests (two files a day for 2026-09-02); 3: a compaction
+    // removing them with a checkpoint; 4: one more ingest after the checkpoint.
+    let lake = lake(dir.path()).await;
+    let opts = CompactOptions { target_size: 256 << 20, window: Default::default(), dry_run: false };
+    assert!(maintain::compact(&lake, &opts).await.unwrap().checkpoint);
+    let feed = dir.path().join("feed-3.ndjson");
+    common::generate(&feed, 5_000, 1, "2026-09-04", 3);
+    ingest(&lake, &IngestOptions { inputs: vec![feed.display().to_string()], ..Default::default() }).await.unwrap();
+
+    let newest = log::read(&lake, None).await.unwrap().expect("a log to read").version;
+    assert_eq!(newest, 4);
+    let mut removed_some = false;
+    for version in 0..=newest {
+        let ours = log::read(&lake, Some(version)).await.unwrap().expect("a log to read");
+        let kernels = log::read_with_kernel(&lake, Some(version)).await.unwrap().unwrap();
+        assert_eq!(ours.version, version);
+        assert_eq!(ours.files, kernels.files, "version {version}");
+        assert_eq!((ours.reader_version, &ours.columns), (kernels.reader_version, &kernels.columns));
+        assert!(ours.files.iter().all(|f| f.rows.is_some() && f.day().is_ok()));
+        removed_some |=
+            version > 0 && ours.files.len() < log::read(&lake, Some(version - 1)).await.unwrap().unwrap().files.len();
+    }
+    assert!(removed_some, "the compaction removed files");
+
+    // Versions 0-3 gone (as after a log clean-up): the checkpoint at 3 is where a read starts,
+    // and without it there is nothing to start from.
+    let log_dir = dir.path().join("lake/audit_log/_delta_log");
+    for v in 0..=3 {
+        std::fs::remove_file(log_dir.join(format!("{v:020}.json"))).unwrap();
+    }
+    let ours = log::read(&lake, None).await.unwrap().expect("the checkpoint to start from");
+    assert_eq!(ours.files, log::read_with_kernel(&lake, None).await.unwrap().unwrap().files);
+    std::fs::remove_file(log_dir.join(format!("{:020}.checkpoint.parquet", 3))).unwrap();
+    assert!(log::read(&lake, None).await.unwrap().is_none());
+}
+
+#[tokio::test]
 async fn groups_handed_on_early_under_memory_pressure_stay_right() {
     // So little memory that the partial aggregation hands on its groups after every batch, and
     // the group numbers it held for dictionary codes must start again.

@@ -12,9 +12,11 @@
 //! - [`write`]: Parquet writer settings and the only functions that commit.
 //! - [`evidence`]: file hashes and the hash chain every commit leaves, for `verify`.
 //! - [`stats`]: rows, files and bytes per partition, from the log.
+//! - [`log`]: a version's live files for queries, read from the log directly.
 
 pub mod evidence;
 pub mod keys;
+pub mod log;
 pub mod resume;
 pub mod stats;
 pub mod store;
@@ -234,9 +236,8 @@ impl Lake {
         }
     }
 
-    /// The table's latest version (or `version`) for reading, without listing its files: each
-    /// scan then replays the log for the files its filters keep (a one-day query on a year of
-    /// daily files touches one). `None` when no table exists yet.
+    /// The table's latest version (or `version`) for reading, with its live files ([`log`]).
+    /// `None` when no table exists yet.
     pub async fn snapshot(&self, version: Option<u64>) -> Result<Option<ReadSnapshot>> {
         if version.is_none() && self.has_no_local_log() {
             return Ok(None);
@@ -245,11 +246,11 @@ impl Lake {
             self.check_version(v).await?;
         }
         let log_store = self.builder()?.build_storage().map_err(|e| self.delta_err("opening", e))?;
-        match deltalake::kernel::Snapshot::try_new(log_store.as_ref(), version).await {
-            Ok(snapshot) => Ok(Some(ReadSnapshot { log_store, snapshot: Arc::new(snapshot) })),
-            Err(DeltaTableError::NotATable(_)) if version.is_none() => Ok(None),
-            Err(e) => Err(self.delta_err("loading", e)),
-        }
+        let state = match log::read(self, version).await? {
+            Some(state) => Some(state),
+            None => log::read_with_kernel(self, version).await?,
+        };
+        Ok(state.map(|state| ReadSnapshot { log_store, state: Arc::new(state) }))
     }
 
     /// The table at its latest version, or [`Error::NoTable`]: for jobs that need data.
@@ -282,16 +283,16 @@ impl Lake {
     }
 }
 
-/// A table version opened for reading only: its log store and its (lazy) snapshot.
+/// A table version opened for reading only: its log store and its live files.
 #[derive(Clone)]
 pub struct ReadSnapshot {
     pub log_store: deltalake::logstore::LogStoreRef,
-    pub snapshot: Arc<deltalake::kernel::Snapshot>,
+    pub state: Arc<log::LogState>,
 }
 
 impl ReadSnapshot {
     pub fn version(&self) -> u64 {
-        self.snapshot.version()
+        self.state.version
     }
 }
 
