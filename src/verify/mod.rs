@@ -347,9 +347,9 @@ fn commit_summary(bytes: &[u8]) -> String {
     format!("{op} by {engine}")
 }
 
-/// Decodes a path as the log writes it (URL-encoded) into the store's form.
+/// A path as the log writes it (URL-encoded), in the store's form.
 fn store_path(log_path: &str) -> String {
-    object_store::path::Path::from_url_path(log_path).map_or_else(|_| log_path.to_string(), |p| p.to_string())
+    crate::lake::log::store_path(log_path).to_string()
 }
 
 /// Applies one commit's adds and removes to the live set, judging each removal.
