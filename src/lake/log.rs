@@ -271,6 +271,7 @@ struct Add<'a> {
     deletion_vector: Option<serde::de::IgnoredAny>,
 }
 
+/// The partition values of an add; the one partition column is `date` (`PARTITION_COLUMN`).
 #[derive(Deserialize)]
 struct PartitionValues<'a> {
     #[serde(borrow)]
