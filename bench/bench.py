@@ -428,6 +428,11 @@ def main():
             os.remove(year_feed)
             os.remove(day_feed)
         sql = "SELECT action, count(*) AS events FROM audit_log WHERE date = DATE '2026-06-15' GROUP BY action ORDER BY events DESC, action"
+        year_rows = normalise_rows(run([al, "--quiet", "--lake", year_lake, "query", "--format", "csv", sql], stdout=None)[3])
+        day_rows = normalise_rows(run([al, "--quiet", "--lake", day_lake, "query", "--format", "csv", sql], stdout=None)[3])
+        if year_rows != day_rows:
+            raise SystemExit("pruning: the year's lake and the day's lake answer differently for that day")
+        checks.append(f"pruning: the year's lake and the day's lake give the same {len(year_rows)} rows for that day")
         y, dd = Side("year"), Side("day")
         # Each run is about 30 ms, where a few ms of machine noise move the ratio by a tenth:
         # three times the query runs (at least 21) cost a second or two and steady the median.
